@@ -1,0 +1,414 @@
+"""The registry: every SQL statement Airlock runs, over SQLite through sqlite-utils.
+
+`Registry` is synchronous and owns one connection. `AsyncRegistry` is what the event loop uses:
+writes go through one dedicated writer thread, reads through a small pool of reader threads with
+their own connections (datasette's pattern), so SQLite is never called on the event loop.
+The schema is versioned by `PRAGMA user_version`; `MIGRATIONS[n]` takes version n to n+1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE repos (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        public INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id)
+    );
+    CREATE TABLE revisions (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        resolved_at REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, revision)
+    );
+    CREATE TABLE blobs (
+        sha256 TEXT PRIMARY KEY,
+        git_sha1 TEXT,
+        size_bytes INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        format TEXT,
+        reason TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX blobs_git_sha1 ON blobs (git_sha1);
+    CREATE TABLE files (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+        etag TEXT NOT NULL,
+        lfs INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, commit_sha, path)
+    );
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha256 TEXT NOT NULL,
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        path TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        scanner TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX decisions_blob ON decisions (sha256);
+    CREATE TABLE api_cache (
+        key TEXT PRIMARY KEY,
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        fetched_at REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        request_id TEXT NOT NULL,
+        client_addr TEXT,
+        token_fp TEXT,
+        method TEXT NOT NULL,
+        url_path TEXT NOT NULL,
+        repo_type TEXT,
+        repo_id TEXT,
+        revision TEXT,
+        commit_sha TEXT,
+        path TEXT,
+        status INTEGER NOT NULL,
+        bytes_sent INTEGER NOT NULL,
+        verdict TEXT,
+        duration_ms REAL NOT NULL
+    );
+    CREATE INDEX audit_ts ON audit (ts);
+    """,
+)
+
+
+class BlobState(StrEnum):
+    CLEARED = "cleared"  # verified, scanned, allowed: servable
+    BLOCKED = "blocked"  # verified, refused by scan and policy: evidence only
+    CORRUPT = "corrupt"  # did not match upstream's published size or hash: evidence only
+
+
+@dataclass(frozen=True)
+class BlobRow:
+    sha256: str
+    git_sha1: str | None
+    size_bytes: int
+    state: BlobState
+    format: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class FileRow:
+    repo_type: str
+    repo_id: str
+    commit_sha: str
+    path: str
+    sha256: str
+    etag: str
+    lfs: bool
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    ts: float
+    request_id: str
+    client_addr: str | None
+    token_fp: str | None
+    method: str
+    url_path: str
+    repo_type: str | None
+    repo_id: str | None
+    revision: str | None
+    commit_sha: str | None
+    path: str | None
+    status: int
+    bytes_sent: int
+    verdict: str | None
+    duration_ms: float
+
+
+class Registry:
+    """All SQL. Synchronous; one instance per thread."""
+
+    def __init__(self, path: Path) -> None:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.db = Database(conn)
+
+    def migrate(self) -> int:
+        version: int = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for index in range(version, len(MIGRATIONS)):
+            with self.db.conn:
+                self.db.conn.executescript(
+                    "BEGIN;" + MIGRATIONS[index] + f"PRAGMA user_version={index + 1};COMMIT;"
+                )
+        return len(MIGRATIONS)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # --- revisions and repos --------------------------------------------------------------
+
+    def revision(self, repo_type: str, repo_id: str, revision: str) -> tuple[str, float] | None:
+        for row in self.db.query(
+            "SELECT commit_sha, resolved_at FROM revisions"
+            " WHERE repo_type = ? AND repo_id = ? AND revision = ?",
+            (repo_type, repo_id, revision),
+        ):
+            return str(row["commit_sha"]), float(row["resolved_at"])
+        return None
+
+    def record_revision(self, repo_type: str, repo_id: str, revision: str, commit: str) -> None:
+        self.db.table("revisions").upsert(
+            {
+                "repo_type": repo_type,
+                "repo_id": repo_id,
+                "revision": revision,
+                "commit_sha": commit,
+                "resolved_at": time.time(),
+            },
+            pk=("repo_type", "repo_id", "revision"),
+        )
+
+    def repo_public(self, repo_type: str, repo_id: str) -> bool:
+        for row in self.db.query(
+            "SELECT public FROM repos WHERE repo_type = ? AND repo_id = ?", (repo_type, repo_id)
+        ):
+            return bool(row["public"])
+        return False
+
+    def record_repo_public(self, repo_type: str, repo_id: str, public: bool) -> None:
+        self.db.table("repos").upsert(
+            {
+                "repo_type": repo_type,
+                "repo_id": repo_id,
+                "public": int(public),
+                "updated_at": time.time(),
+            },
+            pk=("repo_type", "repo_id"),
+        )
+
+    # --- blobs and files ------------------------------------------------------------------
+
+    def blob(self, sha256: str) -> BlobRow | None:
+        for row in self.db.query("SELECT * FROM blobs WHERE sha256 = ?", (sha256,)):
+            return _blob_row(row)
+        return None
+
+    def blob_by_git_sha1(self, git_sha1: str) -> BlobRow | None:
+        for row in self.db.query(
+            "SELECT * FROM blobs WHERE git_sha1 = ? ORDER BY state = 'cleared' DESC LIMIT 1",
+            (git_sha1,),
+        ):
+            return _blob_row(row)
+        return None
+
+    def record_blob(
+        self,
+        *,
+        sha256: str,
+        git_sha1: str | None,
+        size_bytes: int,
+        state: BlobState,
+        format: str | None,
+        reason: str | None,
+    ) -> None:
+        now = time.time()
+        existing = self.blob(sha256)
+        record: dict[str, Any] = {
+            "sha256": sha256,
+            "git_sha1": git_sha1 or (existing.git_sha1 if existing else None),
+            "size_bytes": size_bytes,
+            "state": state.value,
+            "format": format,
+            "reason": reason,
+            "updated_at": now,
+        }
+        if existing is None:
+            record["created_at"] = now
+        self.db.table("blobs").upsert(record, pk="sha256")
+
+    def file(self, repo_type: str, repo_id: str, commit: str, path: str) -> FileRow | None:
+        for row in self.db.query(
+            "SELECT * FROM files WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?"
+            " AND path = ?",
+            (repo_type, repo_id, commit, path),
+        ):
+            return FileRow(
+                repo_type=row["repo_type"],
+                repo_id=row["repo_id"],
+                commit_sha=row["commit_sha"],
+                path=row["path"],
+                sha256=row["sha256"],
+                etag=row["etag"],
+                lfs=bool(row["lfs"]),
+                size_bytes=int(row["size_bytes"]),
+            )
+        return None
+
+    def record_file(self, row: FileRow) -> None:
+        record = asdict(row)
+        record["lfs"] = int(row.lfs)
+        record["created_at"] = time.time()
+        self.db.table("files").upsert(record, pk=("repo_type", "repo_id", "commit_sha", "path"))
+
+    def record_decision(
+        self,
+        *,
+        sha256: str,
+        repo_type: str,
+        repo_id: str,
+        commit: str,
+        path: str,
+        verdict: str,
+        reasons: list[str],
+        scanner: str,
+    ) -> int:
+        table = self.db.table("decisions").insert(
+            {
+                "sha256": sha256,
+                "repo_type": repo_type,
+                "repo_id": repo_id,
+                "commit_sha": commit,
+                "path": path,
+                "verdict": verdict,
+                "reasons": json.dumps(reasons),
+                "scanner": scanner,
+                "created_at": time.time(),
+            }
+        )
+        assert table.last_pk is not None
+        return int(table.last_pk)
+
+    def latest_decision_id(self, sha256: str) -> int | None:
+        for row in self.db.query(
+            "SELECT id FROM decisions WHERE sha256 = ? ORDER BY id DESC LIMIT 1", (sha256,)
+        ):
+            return int(row["id"])
+        return None
+
+    # --- cached API answers ---------------------------------------------------------------
+
+    def api_answer(self, key: str) -> tuple[dict[str, str], bytes, float] | None:
+        for row in self.db.query(
+            "SELECT headers, body, fetched_at FROM api_cache WHERE key = ?", (key,)
+        ):
+            return json.loads(row["headers"]), bytes(row["body"]), float(row["fetched_at"])
+        return None
+
+    def record_api_answer(
+        self, key: str, repo_type: str, repo_id: str, headers: dict[str, str], body: bytes
+    ) -> None:
+        self.db.table("api_cache").upsert(
+            {
+                "key": key,
+                "repo_type": repo_type,
+                "repo_id": repo_id,
+                "headers": json.dumps(headers),
+                "body": body,
+                "fetched_at": time.time(),
+            },
+            pk="key",
+        )
+
+    # --- audit ----------------------------------------------------------------------------
+
+    def record_audit(self, row: AuditRow) -> None:
+        self.db.table("audit").insert(asdict(row))
+
+    def audit_rows(self, *, since_ts: float = 0.0, limit: int = 1000) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM audit WHERE ts >= ? ORDER BY id LIMIT ?", (since_ts, limit)
+            )
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            table: int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+            for table in ("repos", "revisions", "blobs", "files", "decisions", "audit")
+        }
+
+
+def _blob_row(row: dict[str, Any]) -> BlobRow:
+    return BlobRow(
+        sha256=row["sha256"],
+        git_sha1=row["git_sha1"],
+        size_bytes=int(row["size_bytes"]),
+        state=BlobState(row["state"]),
+        format=row["format"],
+        reason=row["reason"],
+    )
+
+
+class AsyncRegistry:
+    """The event loop's door to the registry: one writer thread, a pool of reader threads."""
+
+    def __init__(self, path: Path, *, readers: int = 2) -> None:
+        self.path = path
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-writer")
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="registry-read")
+        self._local = threading.local()
+        self._opened: list[Registry] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Create or migrate the schema (synchronously, before serving)."""
+        path_registry = Registry(self.path)
+        try:
+            path_registry.migrate()
+        finally:
+            path_registry.close()
+
+    def _registry(self) -> Registry:
+        registry: Registry | None = getattr(self._local, "registry", None)
+        if registry is None:
+            registry = Registry(self.path)
+            self._local.registry = registry
+            with self._lock:
+                self._opened.append(registry)
+        return registry
+
+    async def read[T](self, call: Callable[[Registry], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: call(self._registry()))
+
+    async def write[T](self, call: Callable[[Registry], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, lambda: call(self._registry()))
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for registry in self._opened:
+                registry.close()
+            self._opened.clear()

@@ -1,0 +1,197 @@
+"""create_app(settings): the aiohttp application. The route table, the request middleware (request
+id, caller, error rendering, audit row, `request_finished` log line), and service lifetimes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from aiohttp import hdrs, web
+
+from cache.blobs import BlobStore
+from cache.registry import AsyncRegistry, AuditRow
+from proxy.auth import Fingerprinter
+from proxy.context import CONTEXT, SERVICES, RequestContext, Services
+from proxy.errors import AirlockError, MethodNotAllowed
+from proxy.hub import (
+    EXPOSED_HEADERS,
+    HarnessesRoute,
+    PassThroughApiRoute,
+    RepoApiRoute,
+    ResolveRoute,
+    error_body,
+    header_safe,
+    parse_route,
+)
+from proxy.pipeline import Pipeline
+from proxy.routes import api, health, resolve
+from proxy.scan import ClearAllPlaceholderScanner, Scanner
+from proxy.settings import Settings
+from proxy.upstream import UpstreamClient
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(settings: Settings, *, scanner: Scanner | None = None) -> web.Application:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = BlobStore(settings.data_dir)
+    registry = AsyncRegistry(settings.data_dir / "registry.sqlite3")
+    upstream = UpstreamClient(settings)
+    services = Services(
+        settings=settings,
+        store=store,
+        registry=registry,
+        upstream=upstream,
+        pipeline=Pipeline(
+            settings,
+            store=store,
+            registry=registry,
+            upstream=upstream,
+            scanner=scanner or ClearAllPlaceholderScanner(),
+        ),
+        fingerprinter=Fingerprinter.from_data_dir(settings.data_dir),
+    )
+    app = web.Application(middlewares=[_middleware], client_max_size=1024 * 1024)
+    app[SERVICES] = services
+    app.cleanup_ctx.append(_lifetime)
+    app.on_response_prepare.append(_stamp_response)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    return app
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    removed = services.store.prepare()
+    services.registry.open()
+    await services.upstream.start()
+    log.info(
+        "airlock_started",
+        upstream=services.settings.upstream_origin,
+        data_dir=str(services.settings.data_dir),
+        staging_files_removed=removed,
+        scanner=services.pipeline.scanner.name,
+    )
+    yield
+    await services.pipeline.close()
+    await services.upstream.close()
+    services.registry.close()
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    route = parse_route(request.rel_url.raw_path)
+    if isinstance(route, ResolveRoute):
+        if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
+            raise MethodNotAllowed("Only HEAD and GET are supported on /resolve")
+        return await resolve.resolve(request, route)
+    if isinstance(route, RepoApiRoute):
+        return await api.repo_api(request, route)
+    if isinstance(route, HarnessesRoute):
+        return await api.harnesses(request)
+    if isinstance(route, PassThroughApiRoute):
+        return await api.pass_through(request, route)
+    raise AssertionError(f"unrouted {route!r}")
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    services = request.app[SERVICES]
+    request_id = uuid.uuid4().hex
+    caller = services.fingerprinter.caller(
+        request.headers.get(hdrs.AUTHORIZATION), services.settings.upstream_token
+    )
+    context = RequestContext(request_id=request_id, caller=caller)
+    request[CONTEXT] = context
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        response = await handler(request)
+    except AirlockError as err:
+        response = error_response(err)
+        context.verdict = context.verdict or type(err).__name__
+    except web.HTTPException as exc:
+        response = exc
+    except Exception:
+        log.exception("request_failed")
+        response = error_response(AirlockError("Airlock failed to handle this request"))
+        context.verdict = "error"
+    try:
+        if not response.prepared:
+            await response.prepare(request)
+            await response.write_eof()
+    except (ConnectionError, OSError) as exc:
+        log.info("client_disconnected", error=type(exc).__name__)
+    finally:
+        await _finish(request, response, context, started)
+    return response
+
+
+async def _finish(
+    request: web.Request, response: web.StreamResponse, context: RequestContext, started: float
+) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    bytes_sent = response.body_length if response.prepared else 0
+    repo = context.repo
+    row = AuditRow(
+        ts=time.time(),
+        request_id=context.request_id,
+        client_addr=request.remote,
+        token_fp=context.caller.token_fp,
+        method=request.method,
+        url_path=request.rel_url.raw_path[:2048],
+        repo_type=repo.repo_type.value if repo else None,
+        repo_id=repo.repo_id if repo else None,
+        revision=context.revision,
+        commit_sha=context.commit,
+        path=context.path,
+        status=response.status,
+        bytes_sent=bytes_sent,
+        verdict=context.verdict,
+        duration_ms=duration_ms,
+    )
+    if request.path not in ("/healthz", "/readyz"):
+        await request.app[SERVICES].registry.write(lambda r: r.record_audit(row))
+    log.info(
+        "request_finished",
+        method=request.method,
+        url_path=row.url_path,
+        status=row.status,
+        bytes_sent=bytes_sent,
+        duration_ms=duration_ms,
+        repo_id=row.repo_id,
+        revision=row.revision,
+        commit=row.commit_sha,
+        path=row.path,
+        verdict=row.verdict,
+        token_fp=row.token_fp,
+        client_addr=row.client_addr,
+    )
+
+
+async def _stamp_response(request: web.Request, response: web.StreamResponse) -> None:
+    context = request.get(CONTEXT)
+    if context is not None:
+        response.headers["X-Request-Id"] = context.request_id
+    response.headers.setdefault("Access-Control-Expose-Headers", EXPOSED_HEADERS)
+
+
+def error_response(err: AirlockError) -> web.Response:
+    """The one renderer of errors, in the Hub's dialect (hub-protocol.md §6)."""
+    message = header_safe(err.message)
+    headers = {"X-Error-Message": message, **err.extra_headers}
+    if err.error_code:
+        headers["X-Error-Code"] = err.error_code
+    if err.commit:
+        headers["X-Repo-Commit"] = err.commit
+    return web.Response(
+        status=err.status,
+        body=error_body(err.message),
+        content_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,85 @@
+"""Who is asking: the caller's upstream credentials, and a fingerprint that stands for them.
+
+Airlock never stores or logs a token. Where it must remember something about a token (the
+upstream confirmation that this token may read a restricted repo, the audit log), it uses a keyed
+fingerprint: HMAC-SHA256 under a secret that lives only in the data directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from proxy.hub import RepoRef
+
+FINGERPRINT_HEX_CHARS = 16
+
+
+@dataclass(frozen=True)
+class Caller:
+    # The Authorization header value Airlock sends upstream on the caller's behalf: the caller's
+    # own, or the configured AIRLOCK_UPSTREAM_TOKEN for callers who send none.
+    authorization: str | None
+    token_fp: str | None
+    uses_own_token: bool
+
+    @property
+    def anonymous_upstream(self) -> bool:
+        """Upstream sees no credentials at all, so a success proves the content is public."""
+        return self.authorization is None
+
+
+class Fingerprinter:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path) -> Fingerprinter:
+        """Load the install's fingerprint key, creating it (mode 0600) on first start."""
+        path = data_dir / "fingerprint.key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return cls(path.read_bytes())
+        key = secrets.token_bytes(32)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return cls(key)
+
+    def fingerprint(self, authorization: str) -> str:
+        digest = hmac.new(self._key, authorization.encode("utf-8", "replace"), hashlib.sha256)
+        return digest.hexdigest()[:FINGERPRINT_HEX_CHARS]
+
+    def caller(self, client_authorization: str | None, upstream_token: str | None) -> Caller:
+        if client_authorization:
+            return Caller(client_authorization, self.fingerprint(client_authorization), True)
+        if upstream_token:
+            authorization = f"Bearer {upstream_token}"
+            return Caller(authorization, self.fingerprint(authorization), False)
+        return Caller(None, None, False)
+
+
+class AccessConfirmations:
+    """Upstream's recent "yes, this token may read this repo's files", kept briefly in memory."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._until: dict[tuple[RepoRef, str | None], float] = {}
+
+    def confirmed(self, repo: RepoRef, caller: Caller) -> bool:
+        until = self._until.get((repo, caller.token_fp))
+        return until is not None and until > time.monotonic()
+
+    def confirm(self, repo: RepoRef, caller: Caller) -> None:
+        if len(self._until) > 100_000:  # bound memory: drop expired entries
+            now = time.monotonic()
+            self._until = {k: v for k, v in self._until.items() if v > now}
+        self._until[(repo, caller.token_fp)] = time.monotonic() + self.ttl_s
+
+    def revoke(self, repo: RepoRef, caller: Caller) -> None:
+        self._until.pop((repo, caller.token_fp), None)

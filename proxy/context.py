@@ -1,0 +1,47 @@
+"""What handlers share: the services built at start-up, and what a request learns on its way
+(for the audit row and the `request_finished` log line)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from cache.blobs import BlobStore
+from cache.registry import AsyncRegistry
+from proxy.auth import Caller, Fingerprinter
+from proxy.hub import FileRef, RepoRef
+from proxy.pipeline import Pipeline
+from proxy.settings import Settings
+from proxy.upstream import UpstreamClient
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: BlobStore
+    registry: AsyncRegistry
+    upstream: UpstreamClient
+    pipeline: Pipeline
+    fingerprinter: Fingerprinter
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    caller: Caller
+    repo: RepoRef | None = None
+    revision: str | None = None
+    commit: str | None = None
+    path: str | None = None
+    verdict: str | None = None
+    bytes_sent: int = 0
+
+    def about(self, file: FileRef) -> None:
+        self.repo = file.repo
+        self.revision = file.revision
+        self.path = file.path
+
+
+SERVICES = web.AppKey("services", Services)
+CONTEXT = web.RequestKey("airlock_context", RequestContext)

@@ -1,0 +1,491 @@
+"""The order of the steps, and the only place that knows it.
+
+    admit(file, caller):
+        revision -> commit          (registry, short TTL for branches; commits never change)
+        registry.lookup(commit, path)
+            cleared  -> Ready        (after an access check for restricted repos)
+            blocked  -> Blocked
+            unknown  -> upstream.file_meta -> one Flight per blob (single flight):
+                        fetch.stage -> fetch.verify -> scan -> policy.decide
+                        -> blobs.commit (cleared) | blobs.quarantine (corrupt, blocked)
+
+Release points (architecture.md): a safetensors file may stream to waiting clients once its
+header has been checked; every other format is held until it is verified and scanned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from cache.blobs import BlobStore
+from cache.registry import AsyncRegistry, BlobRow, BlobState, FileRow
+from proxy.auth import AccessConfirmations, Caller
+from proxy.errors import (
+    Blocked,
+    IntegrityMismatch,
+    Pending,
+    TooLarge,
+    UpstreamUnavailable,
+)
+from proxy.fetch import Progress, StagedBlob, stage, verify
+from proxy.hub import GIT_SHA1_RE, FileRef, RepoRef
+from proxy.policy import Verdict, decide
+from proxy.scan import Scanner, safetensors, scanner_failure
+from proxy.scan.report import Finding, ScanReport
+from proxy.settings import Settings
+from proxy.upstream import UpstreamClient, UpstreamMeta
+
+log = structlog.get_logger(__name__)
+
+OFFLINE_WARNING = "Airlock could not reach upstream; this answer comes from Airlock's cache"
+MAX_RETRY_AFTER_S = 60
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A cleared blob, on disk, that this caller may read."""
+
+    file: FileRow
+    blob_path: Path
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class Cleared:
+    sha256: str
+    size_bytes: int
+    blob_path: Path
+
+
+class Flight:
+    """One upstream fetch of one blob, shared by every request that wants it."""
+
+    def __init__(self, key: str, meta: UpstreamMeta, progress: Progress) -> None:
+        self.key = key
+        self.meta = meta
+        self.progress = progress
+        self.task: asyncio.Task[Cleared] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    @property
+    def failed(self) -> bool:
+        task = self.task
+        return (
+            task is not None and task.done() and (task.cancelled() or task.exception() is not None)
+        )
+
+    async def wait(self, timeout_s: float | None) -> Cleared | None:
+        """The outcome (raising the refusal), or None if still running after `timeout_s`."""
+        assert self.task is not None
+        if timeout_s is None:
+            return await asyncio.shield(self.task)
+        done, _ = await asyncio.wait({self.task}, timeout=timeout_s)
+        return self.task.result() if done else None
+
+    async def wait_streamable(self, timeout_s: float) -> bool:
+        """Wait until the file may stream, is finished, or the time is up."""
+        deadline = time.monotonic() + timeout_s
+        while not (self.progress.streamable or self.finished):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            waiter = asyncio.ensure_future(self.progress.changed(remaining))
+            assert self.task is not None
+            await asyncio.wait({waiter, self.task}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        return True
+
+    def pending_error(self, file: FileRef) -> Pending:
+        progress = self.progress
+        eta_s = progress.eta_s()
+        retry_after_s = (
+            MAX_RETRY_AFTER_S if eta_s is None else min(MAX_RETRY_AFTER_S, max(1, math.ceil(eta_s)))
+        )
+        percent = 100 * progress.bytes_done / progress.size_bytes if progress.size_bytes else 100
+        eta_text = "unknown time" if eta_s is None else f"about {math.ceil(eta_s)} s"
+        return Pending(
+            f"Airlock is fetching and scanning {file.path} from upstream before serving it: "
+            f"{progress.bytes_done} of {progress.size_bytes} bytes ({percent:.0f}%), "
+            f"{eta_text} left. Retry shortly; large files may need a higher "
+            "HF_HUB_ETAG_TIMEOUT.",
+            retry_after_s=retry_after_s,
+        )
+
+
+@dataclass(frozen=True)
+class Fetching:
+    """The file is not cached yet; `flight` is fetching it."""
+
+    file: FileRef  # at its resolved commit
+    meta: UpstreamMeta
+    flight: Flight
+
+
+Admission = Ready | Fetching
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: BlobStore,
+        registry: AsyncRegistry,
+        upstream: UpstreamClient,
+        scanner: Scanner,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.upstream = upstream
+        self.scanner = scanner
+        self.access = AccessConfirmations(settings.access_ttl_s)
+        self.flights: dict[str, Flight] = {}
+
+    # --- admission ----------------------------------------------------------------------------
+
+    async def admit(self, file: FileRef, caller: Caller) -> Admission:
+        commit = await self.cached_commit(file.repo, file.revision, stale_ok=False)
+        if commit is not None:
+            ready = await self._ready(file.at(commit))
+            if ready is not None:
+                await self._check_access(file.at(commit), caller)
+                return ready
+        try:
+            meta = await self.upstream.file_meta(file.at(commit) if commit else file, caller)
+        except UpstreamUnavailable:
+            return await self._offline(file, caller)
+        await self._learn_access(file.repo, caller)
+        if not GIT_SHA1_RE.match(file.revision):
+            await self.registry.write(
+                lambda r: r.record_revision(
+                    file.repo.repo_type, file.repo.repo_id, file.revision, meta.commit
+                )
+            )
+        at_commit = file.at(meta.commit)
+        ready = await self._ready(at_commit) or await self._ready_by_hash(at_commit, meta)
+        if ready is not None:
+            return ready
+        if meta.size_bytes > self.settings.max_file_size_bytes:
+            raise TooLarge(
+                f"Airlock refused {file.path} in {file.repo.repo_id}: {meta.size_bytes} bytes is "
+                f"above this mirror's limit of {self.settings.max_file_size_bytes} bytes"
+            )
+        return Fetching(at_commit, meta, self._join_flight(at_commit, meta, caller))
+
+    async def cached_commit(self, repo: RepoRef, revision: str, *, stale_ok: bool) -> str | None:
+        """The commit a revision points at, if known: a commit is itself; a branch or tag is
+        trusted for `revision_ttl_s` (or forever when upstream is down and `stale_ok`)."""
+        if GIT_SHA1_RE.match(revision):
+            return revision
+        known = await self.registry.read(
+            lambda r: r.revision(repo.repo_type, repo.repo_id, revision)
+        )
+        if known is None:
+            return None
+        commit, resolved_at = known
+        if stale_ok or time.time() - resolved_at < self.settings.revision_ttl_s:
+            return commit
+        return None
+
+    async def _ready(self, file: FileRef) -> Ready | None:
+        row = await self.registry.read(
+            lambda r: r.file(file.repo.repo_type, file.repo.repo_id, file.revision, file.path)
+        )
+        if row is None:
+            return None
+        blob = await self.registry.read(lambda r: r.blob(row.sha256))
+        return await self._servable(row, blob)
+
+    async def _ready_by_hash(self, file: FileRef, meta: UpstreamMeta) -> Ready | None:
+        """The same bytes may already be here under another repo, commit or path."""
+        if meta.sha256 is not None:
+            sha256 = meta.sha256
+            blob = await self.registry.read(lambda r: r.blob(sha256))
+        else:
+            git_sha1 = meta.git_sha1 or ""
+            blob = await self.registry.read(lambda r: r.blob_by_git_sha1(git_sha1))
+        if blob is None or blob.size_bytes != meta.size_bytes:
+            return None
+        row = _file_row(file, meta, blob.sha256)
+        ready = await self._servable(row, blob)
+        if ready is not None:
+            await self.registry.write(lambda r: r.record_file(row))
+        return ready
+
+    async def _servable(self, row: FileRow, blob: BlobRow | None) -> Ready | None:
+        if blob is None:
+            return None
+        if blob.state is BlobState.BLOCKED:
+            sha256 = blob.sha256
+            decision_id = await self.registry.read(lambda r: r.latest_decision_id(sha256))
+            raise blocked_error(row.repo_id, row.commit_sha, row.path, blob.reason, decision_id)
+        if blob.state is not BlobState.CLEARED:
+            return None
+        path = self.store.path(blob.sha256)
+        if path is None:
+            log.error("blob_missing", sha256=blob.sha256)
+            return None
+        return Ready(row, path)
+
+    # --- access to restricted repos ------------------------------------------------------------
+
+    async def _learn_access(self, repo: RepoRef, caller: Caller) -> None:
+        """Upstream just let this caller read a file of `repo`."""
+        if caller.anonymous_upstream:
+            await self.registry.write(
+                lambda r: r.record_repo_public(repo.repo_type, repo.repo_id, True)
+            )
+        else:
+            self.access.confirm(repo, caller)
+
+    async def _check_access(self, file: FileRef, caller: Caller) -> None:
+        """A cached file of a private or gated repo goes only to callers upstream lets in.
+        Public is learned from an anonymous upstream success; anything else is restricted."""
+        repo = file.repo
+        public = await self.registry.read(lambda r: r.repo_public(repo.repo_type, repo.repo_id))
+        if public or self.access.confirmed(repo, caller):
+            return
+        try:
+            await self.upstream.file_meta(file, caller)
+        except UpstreamUnavailable as exc:
+            raise UpstreamUnavailable(
+                f"Airlock cannot confirm your access to {repo.repo_id} while upstream is "
+                f"unreachable ({exc.message})"
+            ) from exc
+        await self._learn_access(repo, caller)
+
+    async def _offline(self, file: FileRef, caller: Caller) -> Ready:
+        """Upstream is down: serve what was cleared before, marked as such; invent nothing."""
+        commit = await self.cached_commit(file.repo, file.revision, stale_ok=True)
+        ready = await self._ready(file.at(commit)) if commit else None
+        if ready is None:
+            raise UpstreamUnavailable(
+                f"Airlock could not reach upstream and has no cleared copy of {file.path} in "
+                f"{file.repo.repo_id}@{file.revision}"
+            )
+        await self._check_access(file.at(ready.file.commit_sha), caller)
+        log.warning("served_offline", repo_id=file.repo.repo_id, path=file.path)
+        return Ready(ready.file, ready.blob_path, OFFLINE_WARNING)
+
+    # --- flights ---------------------------------------------------------------------------
+
+    def _join_flight(self, file: FileRef, meta: UpstreamMeta, caller: Caller) -> Flight:
+        flight = self.flights.get(meta.flight_key)
+        if flight is not None:
+            return flight
+        staging = self.store.new_staging()
+        flight = Flight(meta.flight_key, meta, Progress(meta.size_bytes, staging))
+        flight.task = asyncio.create_task(self._fly(flight, file, caller))
+        # Clients may give up; the flight goes on so their retry finds the file ready. Its
+        # outcome is logged by _fly, so an unread exception is not an error here.
+        flight.task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self.flights[flight.key] = flight
+        return flight
+
+    async def _fly(self, flight: Flight, file: FileRef, caller: Caller) -> Cleared:
+        meta = flight.meta
+        started = time.monotonic()
+        try:
+            staged = await stage(
+                meta,
+                caller,
+                upstream=self.upstream,
+                store=self.store,
+                settings=self.settings,
+                progress=flight.progress,
+                observe=self._release_point,
+            )
+            log.info(
+                "upstream_fetched",
+                repo_id=file.repo.repo_id,
+                path=file.path,
+                size_bytes=staged.size_bytes,
+                sha256=staged.sha256,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+            problem = verify(staged, meta)
+            if problem is not None:
+                await self._quarantine_corrupt(file, staged, problem)
+            return await self._judge(file, meta, staged)
+        except BaseException:
+            self.store.discard(flight.progress.staging)
+            raise
+        finally:
+            self.flights.pop(flight.key, None)
+            flight.progress.notify()
+
+    async def _release_point(self, progress: Progress) -> None:
+        """Let a safetensors file stream once its header is in and well formed. Decided once per
+        flight; any other content stays held until it is verified and scanned."""
+        if progress.release_decided or progress.bytes_done < safetensors.PREFIX_BYTES + 1:
+            return
+        if progress.header_length is None:
+            with progress.staging.path.open("rb") as handle:
+                length = safetensors.header_length(handle.read(safetensors.PREFIX_BYTES + 1))
+            if length is None:
+                progress.release_decided = True
+                return
+            progress.header_length = length
+        if progress.bytes_done < safetensors.PREFIX_BYTES + progress.header_length:
+            return
+        progress.release_decided = True
+        loop = asyncio.get_running_loop()
+        findings = await loop.run_in_executor(
+            None,
+            _header_findings,
+            progress.staging.path,
+            progress.header_length,
+            progress.size_bytes,
+        )
+        if not findings:
+            progress.streamable = True
+            progress.notify()
+
+    async def _quarantine_corrupt(self, file: FileRef, staged: StagedBlob, problem: str) -> None:
+        self.store.quarantine(staged.staging, staged.sha256)
+        await self.registry.write(
+            lambda r: r.record_blob(
+                sha256=staged.sha256,
+                git_sha1=staged.git_sha1,
+                size_bytes=staged.size_bytes,
+                state=BlobState.CORRUPT,
+                format=None,
+                reason=problem,
+            )
+        )
+        log.error(
+            "blob_quarantined",
+            reason="integrity",
+            repo_id=file.repo.repo_id,
+            path=file.path,
+            sha256=staged.sha256,
+            problem=problem,
+        )
+        raise IntegrityMismatch(
+            f"Airlock refused {file.path} in {file.repo.repo_id}@{file.revision}: {problem}. "
+            "The bytes were quarantined and not served; the next request fetches again."
+        )
+
+    async def _judge(self, file: FileRef, meta: UpstreamMeta, staged: StagedBlob) -> Cleared:
+        report = await self._scan(staged)
+        decision = decide(report)
+        decision_id = await self.registry.write(
+            lambda r: r.record_decision(
+                sha256=staged.sha256,
+                repo_type=file.repo.repo_type,
+                repo_id=file.repo.repo_id,
+                commit=file.revision,
+                path=file.path,
+                verdict=decision.verdict.value,
+                reasons=list(decision.reasons),
+                scanner=report.scanner,
+            )
+        )
+        log.info(
+            "policy_decided",
+            repo_id=file.repo.repo_id,
+            path=file.path,
+            sha256=staged.sha256,
+            verdict=decision.verdict.value,
+            reasons=list(decision.reasons),
+            decision_id=decision_id,
+        )
+        state = BlobState.CLEARED if decision.verdict is Verdict.ALLOW else BlobState.BLOCKED
+        if state is BlobState.CLEARED:
+            blob_path = self.store.commit(staged.staging, staged.sha256)
+        else:
+            self.store.quarantine(staged.staging, staged.sha256)
+        reason = "; ".join(decision.reasons) or None
+        await self.registry.write(
+            lambda r: r.record_blob(
+                sha256=staged.sha256,
+                git_sha1=staged.git_sha1,
+                size_bytes=staged.size_bytes,
+                state=state,
+                format=report.format.value,
+                reason=reason,
+            )
+        )
+        await self.registry.write(lambda r: r.record_file(_file_row(file, meta, staged.sha256)))
+        if state is BlobState.BLOCKED:
+            raise blocked_error(file.repo.repo_id, file.revision, file.path, reason, decision_id)
+        return Cleared(staged.sha256, staged.size_bytes, blob_path)
+
+    async def _scan(self, staged: StagedBlob) -> ScanReport:
+        loop = asyncio.get_running_loop()
+        try:
+            report = await loop.run_in_executor(
+                None, self.scanner.scan, staged.staging.path, staged.size_bytes
+            )
+        except Exception as exc:  # a scanner crash is a finding, never a pass
+            log.exception("scan_failed", scanner=self.scanner.name, sha256=staged.sha256)
+            report = scanner_failure(self.scanner.name, exc)
+        log.info(
+            "scan_finished",
+            sha256=staged.sha256,
+            scanner=report.scanner,
+            format=report.format.value,
+            findings=[f.rule for f in report.findings],
+            duration_ms=report.duration_ms,
+        )
+        return report
+
+    async def settle(self, fetching: Fetching, timeout_s: float | None) -> Ready | None:
+        """Wait for a flight's outcome: Ready, None if `timeout_s` ran out, or the refusal."""
+        cleared = await fetching.flight.wait(timeout_s)
+        if cleared is None:
+            return None
+        row = _file_row(fetching.file, fetching.meta, cleared.sha256)
+        return Ready(row, cleared.blob_path)
+
+    async def close(self) -> None:
+        tasks = [f.task for f in self.flights.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _header_findings(path: Path, header_length: int, size_bytes: int) -> list[Finding]:
+    with path.open("rb") as handle:
+        handle.seek(safetensors.PREFIX_BYTES)
+        header = handle.read(header_length)
+    return safetensors.check_header(header, size_bytes)
+
+
+def _file_row(file: FileRef, meta: UpstreamMeta, sha256: str) -> FileRow:
+    return FileRow(
+        repo_type=file.repo.repo_type.value,
+        repo_id=file.repo.repo_id,
+        commit_sha=file.revision,
+        path=file.path,
+        sha256=sha256,
+        etag=meta.etag,
+        lfs=meta.lfs,
+        size_bytes=meta.size_bytes,
+    )
+
+
+def blocked_error(
+    repo_id: str, commit: str, path: str, reason: str | None, decision_id: int | None
+) -> Blocked:
+    reasons = [reason or "blocked by policy"]
+    review = (
+        f"Ask your security team to review decision #{decision_id}."
+        if decision_id is not None
+        else "Ask your security team to review it."
+    )
+    return Blocked(
+        f"Airlock blocked {path} in {repo_id}@{commit}: {reasons[0]}. {review}",
+        decision_id=decision_id,
+        reasons=reasons,
+    )

@@ -1,0 +1,118 @@
+"""Sending bytes: cleared blobs with sendfile, and safetensors files while they arrive.
+
+Both honour a single Range (206, or 416 with `Content-Range: bytes */size`), as the Hub does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.web_request import BaseRequest
+
+from proxy.pipeline import Flight
+
+STREAM_CHUNK_BYTES = 1 << 20
+
+
+class BlobResponse(web.FileResponse):
+    """aiohttp's FileResponse (sendfile, Range, HEAD) with the Hub's ETag instead of aiohttp's
+    mtime-based one: the client names its cache blob after the ETag (hub-protocol.md §3)."""
+
+    def __init__(self, path: Path, *, hub_etag: str, headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._hub_etag = hub_etag
+
+    async def prepare(self, request: BaseRequest) -> AbstractStreamWriter | None:
+        # The middleware sends the response itself (to audit the bytes sent); aiohttp then calls
+        # prepare() again, which FileResponse would take as a request to send the file twice.
+        if self.prepared:
+            return self._payload_writer
+        return await super().prepare(request)
+
+    @property
+    def etag(self) -> Any:
+        return self._headers.get(hdrs.ETAG)
+
+    @etag.setter
+    def etag(self, value: Any) -> None:
+        # FileResponse assigns its own ETag while preparing; keep the Hub's.
+        self._headers[hdrs.ETAG] = f'"{self._hub_etag}"'
+
+
+def requested_range(request: web.Request, size_bytes: int) -> tuple[int, int] | None:
+    """The inclusive byte span asked for, None for the whole file; raises 416 when unsatisfiable."""
+    if hdrs.RANGE not in request.headers:
+        return None
+    try:
+        span = request.http_range
+    except ValueError:
+        return None  # a malformed Range is ignored, as RFC 9110 allows
+    start, stop = span.start, span.stop
+    if start is not None and start < 0:
+        start = max(0, size_bytes + start)
+    start = start or 0
+    end = size_bytes - 1 if stop is None else min(stop, size_bytes) - 1
+    if start >= size_bytes or end < start:
+        raise web.HTTPRequestRangeNotSatisfiable(
+            headers={hdrs.CONTENT_RANGE: f"bytes */{size_bytes}"}
+        )
+    return start, end
+
+
+async def stream_growing(
+    request: web.Request, flight: Flight, headers: dict[str, str]
+) -> tuple[web.StreamResponse, bool]:
+    """Send a file that is still being fetched, following the staging file as it grows.
+
+    The last byte is held back until the flight has verified the whole file, so a client never
+    holds a complete, unverified copy. If verification fails the connection is aborted.
+    Returns the response and whether every byte asked for went out.
+    """
+    size = flight.progress.size_bytes
+    span = requested_range(request, size)
+    start, end = span if span is not None else (0, size - 1)
+    response = web.StreamResponse(status=206 if span is not None else 200, headers=headers)
+    response.content_type = "application/octet-stream"
+    response.content_length = end - start + 1
+    if span is not None:
+        response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end}/{size}"
+    await response.prepare(request)
+    if request.method == hdrs.METH_HEAD or size == 0:
+        await response.write_eof()
+        return response, True
+    loop = asyncio.get_running_loop()
+    position = start
+    with flight.progress.staging.path.open("rb") as handle:
+        while position <= end:
+            finished = flight.finished
+            if flight.failed:
+                _abort(request)
+                return response, False
+            limit = size if finished else min(flight.progress.bytes_done, size - 1)
+            if position < min(limit, end + 1):
+                count = min(STREAM_CHUNK_BYTES, min(limit, end + 1) - position)
+                chunk = await loop.run_in_executor(None, _read_at, handle, position, count)
+                if not chunk:
+                    _abort(request)
+                    return response, False
+                await response.write(chunk)
+                position += len(chunk)
+            elif not finished:
+                await flight.progress.changed(1.0)
+    await response.write_eof()
+    return response, True
+
+
+def _read_at(handle: Any, position: int, count: int) -> bytes:
+    handle.seek(position)
+    data: bytes = handle.read(count)
+    return data
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
