@@ -26,7 +26,9 @@ from proxy.upstream import UpstreamClient, UpstreamMeta
 
 log = structlog.get_logger(__name__)
 
-WRITE_CHUNK_BYTES = 1 << 20
+# Written and hashed in a worker thread per chunk; small enough that progress (and the
+# Retry-After derived from it) stays current on slow links.
+WRITE_CHUNK_BYTES = 256 * 1024
 # Bytes beyond the claimed size that are still read (as evidence) before giving up on a body.
 OVERRUN_EVIDENCE_BYTES = 1 << 20
 

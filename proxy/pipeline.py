@@ -27,6 +27,7 @@ from cache.blobs import BlobStore
 from cache.registry import AsyncRegistry, BlobRow, BlobState, FileRow
 from proxy.auth import AccessConfirmations, Caller
 from proxy.errors import (
+    AirlockError,
     Blocked,
     IntegrityMismatch,
     Pending,
@@ -45,6 +46,8 @@ log = structlog.get_logger(__name__)
 
 OFFLINE_WARNING = "Airlock could not reach upstream; this answer comes from Airlock's cache"
 MAX_RETRY_AFTER_S = 60
+# Before the first bytes arrive the transfer rate is unknown: ask again soon.
+UNKNOWN_RETRY_AFTER_S = 2
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,9 @@ class Flight:
         progress = self.progress
         eta_s = progress.eta_s()
         retry_after_s = (
-            MAX_RETRY_AFTER_S if eta_s is None else min(MAX_RETRY_AFTER_S, max(1, math.ceil(eta_s)))
+            UNKNOWN_RETRY_AFTER_S
+            if eta_s is None
+            else min(MAX_RETRY_AFTER_S, max(1, math.ceil(eta_s)))
         )
         percent = 100 * progress.bytes_done / progress.size_bytes if progress.size_bytes else 100
         eta_text = "unknown time" if eta_s is None else f"about {math.ceil(eta_s)} s"
@@ -150,6 +155,8 @@ class Pipeline:
         self.scanner = scanner
         self.access = AccessConfirmations(settings.access_ttl_s)
         self.flights: dict[str, Flight] = {}
+        # flight key -> (monotonic deadline, the error that ended the last fetch)
+        self.failures: dict[str, tuple[float, AirlockError]] = {}
 
     # --- admission ----------------------------------------------------------------------------
 
@@ -180,6 +187,9 @@ class Pipeline:
                 f"Airlock refused {file.path} in {file.repo.repo_id}: {meta.size_bytes} bytes is "
                 f"above this mirror's limit of {self.settings.max_file_size_bytes} bytes"
             )
+        failure = self.failures.get(meta.flight_key)
+        if failure is not None and failure[0] > time.monotonic():
+            raise failure[1]
         return Fetching(at_commit, meta, self._join_flight(at_commit, meta, caller))
 
     async def cached_commit(self, repo: RepoRef, revision: str, *, stale_ok: bool) -> str | None:
@@ -317,12 +327,24 @@ class Pipeline:
             if problem is not None:
                 await self._quarantine_corrupt(file, staged, problem)
             return await self._judge(file, meta, staged)
+        except AirlockError as exc:
+            self.store.discard(flight.progress.staging)
+            self._remember_failure(flight.key, exc)
+            raise
         except BaseException:
             self.store.discard(flight.progress.staging)
             raise
         finally:
             self.flights.pop(flight.key, None)
             flight.progress.notify()
+
+    def _remember_failure(self, key: str, error: AirlockError) -> None:
+        if isinstance(error, Blocked):
+            return  # the registry remembers blocked blobs for good
+        now = time.monotonic()
+        self.failures = {k: v for k, v in self.failures.items() if v[0] > now}
+        self.failures[key] = (now + self.settings.failure_cooldown_s, error)
+        log.warning("fetch_failed", key=key, error=type(error).__name__, reason=error.message)
 
     async def _release_point(self, progress: Progress) -> None:
         """Let a safetensors file stream once its header is in and well formed. Decided once per

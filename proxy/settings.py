@@ -47,6 +47,9 @@ class Settings:
     upstream_read_timeout_s: float = 30.0
     # How many times a cut or stalled upstream body is resumed before the fetch fails.
     upstream_retries: int = 4
+    # After a fetch fails (bad bytes, upstream errors), requests for the same blob get that
+    # error for this long instead of a new fetch: the client's own retries then see the reason.
+    failure_cooldown_s: float = 30.0
     # Upper bound for a single file. Larger files are refused before any byte is fetched.
     max_file_size_bytes: int = 100 * 1024**3
     # Largest request header line/field Airlock accepts; larger requests get 431/400.
@@ -72,6 +75,7 @@ class Settings:
             "head_wait_s",
             "upstream_connect_timeout_s",
             "upstream_read_timeout_s",
+            "failure_cooldown_s",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(ENV_PREFIX + name.upper(), "must not be negative")

@@ -44,10 +44,8 @@ class RunningAirlock:
         self._runner = web.AppRunner(
             app,
             access_log=None,
-            handler_args={
-                "max_line_size": self.settings.max_header_bytes,
-                "max_field_size": self.settings.max_header_bytes,
-            },
+            max_line_size=self.settings.max_header_bytes,
+            max_field_size=self.settings.max_header_bytes,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.settings.port if self.port else 0)

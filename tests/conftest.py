@@ -45,8 +45,8 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
 def loopback_only() -> Iterator[None]:
     """Nothing in the test process may reach beyond loopback (client subprocesses only ever get
     loopback endpoints)."""
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]

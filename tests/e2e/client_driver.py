@@ -20,7 +20,7 @@ from typing import Any
 
 def _sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:  # noqa: PTH123 (runs on the client side, stdlib only)
+    with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -47,7 +47,7 @@ def download(args: dict[str, Any]) -> dict[str, Any]:
         token=args.get("token", False),
         cache_dir=args.get("cache_dir"),
     )
-    return {"path": path, "sha256": _sha256(path), "size": os.path.getsize(path)}  # noqa: PTH202
+    return {"path": path, "sha256": _sha256(path), "size": os.path.getsize(path)}
 
 
 def snapshot(args: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +61,9 @@ def snapshot(args: dict[str, Any]) -> dict[str, Any]:
         cache_dir=args.get("cache_dir"),
     )
     files = {
-        str(p.relative_to(folder)): _sha256(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()
+        str(p.relative_to(folder)): _sha256(p)
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file()
     }
     return {"folder": folder, "files": files}
 
@@ -132,7 +134,7 @@ def concurrent_download(args: dict[str, Any]) -> dict[str, Any]:
                 args["repo_id"],
                 args["filename"],
                 revision=args.get("revision"),
-                cache_dir=os.path.join(args["cache_dir"], str(index)),  # noqa: PTH118
+                cache_dir=os.path.join(args["cache_dir"], str(index)),
                 token=False,
             )
             results[index] = {"sha256": _sha256(path)}
