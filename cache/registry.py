@@ -242,19 +242,21 @@ class Registry:
         reason: str | None,
     ) -> None:
         now = time.time()
-        existing = self.blob(sha256)
-        record: dict[str, Any] = {
-            "sha256": sha256,
-            "git_sha1": git_sha1 or (existing.git_sha1 if existing else None),
-            "size_bytes": size_bytes,
-            "state": state.value,
-            "format": format,
-            "reason": reason,
-            "updated_at": now,
-        }
-        if existing is None:
-            record["created_at"] = now
-        self.db.table("blobs").upsert(record, pk="sha256")
+        self.db.execute(
+            """
+            INSERT INTO blobs (sha256, git_sha1, size_bytes, state, format, reason,
+                               created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (sha256) DO UPDATE SET
+                git_sha1 = coalesce(excluded.git_sha1, blobs.git_sha1),
+                size_bytes = excluded.size_bytes,
+                state = excluded.state,
+                format = excluded.format,
+                reason = excluded.reason,
+                updated_at = excluded.updated_at
+            """,
+            (sha256, git_sha1, size_bytes, state.value, format, reason, now, now),
+        )
 
     def file(self, repo_type: str, repo_id: str, commit: str, path: str) -> FileRow | None:
         for row in self.db.query(

@@ -125,18 +125,30 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         if not response.prepared:
             await response.prepare(request)
             await response.write_eof()
+        if context.bytes_sent is None:
+            context.bytes_sent = _body_bytes(request, response)
     except (ConnectionError, OSError) as exc:
         log.info("client_disconnected", error=type(exc).__name__)
+        context.verdict = f"{context.verdict or ''} disconnected".strip()
     finally:
         await _finish(request, response, context, started)
     return response
+
+
+def _body_bytes(request: web.Request, response: web.StreamResponse) -> int:
+    """Body bytes of a response sent whole (aiohttp's own counters include the headers)."""
+    if request.method == hdrs.METH_HEAD:
+        return 0
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        return len(response.body)
+    return response.content_length or 0
 
 
 async def _finish(
     request: web.Request, response: web.StreamResponse, context: RequestContext, started: float
 ) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    bytes_sent = response.body_length if response.prepared else 0
+    bytes_sent = context.bytes_sent or 0
     repo = context.repo
     row = AuditRow(
         ts=time.time(),

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+import structlog
 from aiohttp import web
 
 from proxy import __version__, log
@@ -38,11 +39,12 @@ def serve(upstream: str | None, data_dir: Path | None, host: str | None, port: i
     log.configure(settings.log_level)
     from proxy.app import create_app  # after logging is configured
 
-    click.echo(
-        f"Airlock {__version__} mirroring {settings.upstream_origin} on "
-        f"http://{settings.host}:{settings.port} (data in {settings.data_dir})\n"
-        f"Clients: export HF_ENDPOINT=http://{settings.host}:{settings.port}",
-        err=True,
+    endpoint = f"http://{settings.host}:{settings.port}"
+    structlog.get_logger(__name__).info(
+        "airlock_listening",
+        version=__version__,
+        endpoint=endpoint,
+        hint=f"export HF_ENDPOINT={endpoint}",
     )
     web.run_app(
         create_app(settings),

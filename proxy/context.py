@@ -35,7 +35,8 @@ class RequestContext:
     commit: str | None = None
     path: str | None = None
     verdict: str | None = None
-    bytes_sent: int = 0
+    # Body bytes sent, when the handler sent the body itself (streaming).
+    bytes_sent: int | None = None
 
     def about(self, file: FileRef) -> None:
         self.repo = file.repo

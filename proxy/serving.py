@@ -65,12 +65,12 @@ def requested_range(request: web.Request, size_bytes: int) -> tuple[int, int] | 
 
 async def stream_growing(
     request: web.Request, flight: Flight, headers: dict[str, str]
-) -> tuple[web.StreamResponse, bool]:
+) -> tuple[web.StreamResponse, int, bool]:
     """Send a file that is still being fetched, following the staging file as it grows.
 
     The last byte is held back until the flight has verified the whole file, so a client never
     holds a complete, unverified copy. If verification fails the connection is aborted.
-    Returns the response and whether every byte asked for went out.
+    Returns the response, the body bytes sent, and whether every byte asked for went out.
     """
     size = flight.progress.size_bytes
     span = requested_range(request, size)
@@ -83,7 +83,7 @@ async def stream_growing(
     await response.prepare(request)
     if request.method == hdrs.METH_HEAD or size == 0:
         await response.write_eof()
-        return response, True
+        return response, 0, True
     loop = asyncio.get_running_loop()
     position = start
     with flight.progress.staging.path.open("rb") as handle:
@@ -91,20 +91,20 @@ async def stream_growing(
             finished = flight.finished
             if flight.failed:
                 _abort(request)
-                return response, False
+                return response, position - start, False
             limit = size if finished else min(flight.progress.bytes_done, size - 1)
             if position < min(limit, end + 1):
                 count = min(STREAM_CHUNK_BYTES, min(limit, end + 1) - position)
                 chunk = await loop.run_in_executor(None, _read_at, handle, position, count)
                 if not chunk:
                     _abort(request)
-                    return response, False
+                    return response, position - start, False
                 await response.write(chunk)
                 position += len(chunk)
             elif not finished:
                 await flight.progress.changed(1.0)
     await response.write_eof()
-    return response, True
+    return response, position - start, True
 
 
 def _read_at(handle: Any, position: int, count: int) -> bytes:

@@ -32,7 +32,7 @@ async def resolve(request: web.Request, route: ResolveRoute) -> web.StreamRespon
             headers = file_headers(
                 commit=meta.commit, etag=meta.etag, size_bytes=meta.size_bytes, path=route.file.path
             )
-            response, complete = await stream_growing(request, flight, headers)
+            response, context.bytes_sent, complete = await stream_growing(request, flight, headers)
             if not complete:
                 context.verdict = "aborted"
             return response

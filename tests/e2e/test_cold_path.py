@@ -136,3 +136,29 @@ def test_concurrent_head_and_range_during_streaming(
     assert part.header("Content-Range") == f"bytes 0-99999/{len(files[STREAMED])}"
     cdn = [r for r in hub.requests if r.origin == "cdn"]
     assert len(cdn) == 1
+
+
+def test_a_streamed_file_that_fails_verification_is_cut_before_its_last_byte(
+    hub: FakeHub, files: dict[str, bytes], airlock: RunningAirlock, client: HubClient
+) -> None:
+    size = len(files[STREAMED])
+    hub.set_fault(
+        Fault.WRONG_BYTES, path=STREAMED, times=None, throttle=True, rate_bytes_s=4_000_000
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", airlock.port, timeout=30)
+    conn.request("GET", f"/{REPO}/resolve/main/{STREAMED}")
+    resp = conn.getresponse()
+    assert resp.status == 200  # streaming began: the header was fine
+    received = b""
+    with pytest.raises(http.client.IncompleteRead) as cut:
+        received = resp.read()
+    conn.close()
+    received = received or cut.value.partial
+    assert len(received) < size
+    assert len(received) >= size // 2  # the bytes flowed until verification failed
+
+    # The real client, retrying within the cooldown, gets the reason rather than bytes.
+    error = client.run("download", repo_id=REPO, filename=STREAMED).error
+    assert error is not None
+    assert "Airlock refused model.safetensors" in error["message"]
+    assert not list((client.home / "hf").rglob(STREAMED))

@@ -196,3 +196,21 @@ def _home(tmp_path: Path, name: str) -> Path:
     home = tmp_path / f"home-{name}"
     home.mkdir()
     return home
+
+
+def test_every_request_leaves_an_audit_row(
+    hub: FakeHub, model: dict[str, bytes], airlock: RunningAirlock, client: HubClient
+) -> None:
+    client.run("download", repo_id=REPO, filename="model.safetensors").ok()
+    rows = airlock.registry().audit_rows()
+    head, get = (r for r in rows if r["path"] == "model.safetensors")
+    assert (head["method"], head["status"], head["bytes_sent"]) == ("HEAD", 200, 0)
+    assert (get["method"], get["status"]) == ("GET", 200)
+    assert get["bytes_sent"] == len(model["model.safetensors"])
+    for row in (head, get):
+        assert row["repo_id"] == REPO and row["repo_type"] == "model"
+        assert row["commit_sha"] == hub.head_commit(REPO)
+        assert row["client_addr"] == "127.0.0.1"
+        assert row["token_fp"] is None
+        assert row["verdict"] in ("cleared", "streaming")
+        assert len(row["request_id"]) == 32

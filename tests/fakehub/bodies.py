@@ -110,6 +110,7 @@ async def _stream(
     cut_at = send_len // 2 if kind is Fault.CUT else None
     stall_at = min(STALL_LEAD_BYTES, send_len // 2) if kind is Fault.STALL else None
     flip_from = length // 2
+    throttled = rule is not None and (kind is Fault.THROTTLE or rule.throttle)
     sent = 0
     offset = 0  # position in the real range
     async for raw in blob.iter_range(start, stop):
@@ -130,12 +131,12 @@ async def _stream(
                 limit = min(limit, cut_at - sent)
             if stall_at is not None:
                 limit = min(limit, stall_at - sent)
-            if kind is Fault.THROTTLE and rule is not None:
+            if throttled and rule is not None:
                 limit = min(limit, max(1, rule.rate_bytes_s // 20))
             piece, chunk = chunk[:limit], chunk[limit:]
             await resp.write(piece)
             sent += len(piece)
-            if kind is Fault.THROTTLE and rule is not None:
+            if throttled and rule is not None:
                 await asyncio.sleep(len(piece) / rule.rate_bytes_s)
     if send_len > sent:
         await resp.write(b"\n" * (send_len - sent))

@@ -44,6 +44,7 @@ class FaultRule:
     rate_bytes_s: int = 1_000_000
     retry_after: int | None = None
     length_delta: int = -1
+    throttle: bool = False  # also stream the body at rate_bytes_s (combines with body faults)
 
 
 @dataclass(frozen=True)

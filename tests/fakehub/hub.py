@@ -298,6 +298,7 @@ class FakeHub:
         rate_bytes_s: int = 1_000_000,
         retry_after: int | None = None,
         length_delta: int = -1,
+        throttle: bool = False,
     ) -> FaultRule:
         """Inject ``kind`` into the next ``times`` matching requests (None = forever)."""
         if times is not None and times < 1:
@@ -319,6 +320,7 @@ class FakeHub:
             rate_bytes_s=rate_bytes_s,
             retry_after=retry_after,
             length_delta=length_delta,
+            throttle=throttle,
         )
         self._ctx.faults.add(rule)
         return rule

@@ -1,0 +1,113 @@
+"""`airlock serve` as a user runs it: a real process, configured by flags and AIRLOCK_* vars."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.artifacts import CONFIG_JSON
+from tests.fakehub import FakeHub
+from tests.http import raw_request
+
+AIRLOCK = Path(sys.executable).parent / "airlock"
+TOKEN = "hf_cliSECRETtoken123456"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served(hub: FakeHub, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    port = free_port()
+    log_path = tmp_path / "airlock.log"
+    env = {
+        **os.environ,
+        "AIRLOCK_UPSTREAM_CDN_HOSTS": "127.0.0.1",
+        "AIRLOCK_REVISION_TTL_S": "5",
+    }
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [
+                str(AIRLOCK),
+                "serve",
+                "--upstream",
+                hub.url,
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if raw_request("GET", url, "/healthz", timeout_s=1).status == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield url, log_path, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_serve_answers_health_and_hub_requests_with_json_logs(
+    hub: FakeHub, served: tuple[str, Path, subprocess.Popen[str]]
+) -> None:
+    url, log_path, _ = served
+    hub.add_repo("acme/cli", {"config.json": CONFIG_JSON}, private_token=TOKEN)
+
+    assert raw_request("GET", url, "/healthz").status == 200
+    ready = raw_request("GET", url, "/readyz")
+    assert ready.status == 200
+    assert json.loads(ready.body)["checks"] == {"registry": True, "blob_store": True}
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    got = raw_request("GET", url, "/acme/cli/resolve/main/config.json", auth)
+    assert got.status == 200 and got.body == CONFIG_JSON
+    assert got.header("ETag") == f'"{hub.file_git_sha1("acme/cli", "config.json")}"'
+
+    time.sleep(0.3)  # let the log line land
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    finished = [line for line in lines if line["event"] == "request_finished"]
+    resolve = [line for line in finished if line.get("path") == "config.json"]
+    assert len(resolve) == 1
+    assert resolve[0]["status"] == 200
+    assert resolve[0]["verdict"] == "cleared"
+    assert resolve[0]["bytes_sent"] == len(CONFIG_JSON)
+    assert resolve[0]["token_fp"] and resolve[0]["request_id"] == got.header("X-Request-Id")
+    assert any(line["event"] == "policy_decided" for line in lines)
+    assert TOKEN not in log_path.read_text()
+
+
+def test_bad_configuration_stops_the_process_and_names_the_variable(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(AIRLOCK), "serve", "--data-dir", str(tmp_path)],
+        env={**os.environ, "AIRLOCK_REVISION_TTL_S": "soon"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "AIRLOCK_REVISION_TTL_S" in proc.stderr
