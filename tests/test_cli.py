@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts import CONFIG_JSON
-from tests.fakehub import FakeHub
+from tests.artifacts import CONFIG_JSON, opaque_weights
+from tests.fakehub import FakeHub, Fault
 from tests.http import raw_request
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
@@ -28,43 +28,47 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def served(hub: FakeHub, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+def start_airlock(
+    upstream: str, data_dir: Path, log_path: Path, **env: str
+) -> tuple[str, subprocess.Popen[str]]:
+    """`airlock serve` in its own process, once it answers /healthz."""
     port = free_port()
-    log_path = tmp_path / "airlock.log"
-    env = {
-        **os.environ,
-        "AIRLOCK_UPSTREAM_CDN_HOSTS": "127.0.0.1",
-        "AIRLOCK_REVISION_TTL_S": "5",
-    }
-    with log_path.open("w") as log_file:
+    full_env = {**os.environ, "AIRLOCK_UPSTREAM_CDN_HOSTS": "127.0.0.1", **env}
+    with log_path.open("a") as log_file:
         proc = subprocess.Popen(
             [
                 str(AIRLOCK),
                 "serve",
                 "--upstream",
-                hub.url,
+                upstream,
                 "--data-dir",
-                str(tmp_path / "data"),
+                str(data_dir),
                 "--port",
                 str(port),
             ],
-            env=env,
+            env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=log_file,
             text=True,
         )
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if raw_request("GET", url, "/healthz", timeout_s=1).status == 200:
+                return url, proc
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def served(hub: FakeHub, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    log_path = tmp_path / "airlock.log"
+    url, proc = start_airlock(hub.url, tmp_path / "data", log_path, AIRLOCK_REVISION_TTL_S="5")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if raw_request("GET", url, "/healthz", timeout_s=1).status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
         yield url, log_path, proc
     finally:
         proc.terminate()
@@ -111,3 +115,30 @@ def test_bad_configuration_stops_the_process_and_names_the_variable(tmp_path: Pa
     )
     assert proc.returncode == 2
     assert "AIRLOCK_REVISION_TTL_S" in proc.stderr
+
+
+def test_a_crash_mid_fetch_leaves_nothing_that_can_be_served(hub: FakeHub, tmp_path: Path) -> None:
+    weights = opaque_weights(3_000_000)
+    hub.add_repo("acme/crash", {"pytorch_model.bin": weights})
+    hub.set_fault(Fault.THROTTLE, path="pytorch_model.bin", times=1, rate_bytes_s=500_000)
+    data_dir = tmp_path / "data"
+    url, proc = start_airlock(hub.url, data_dir, tmp_path / "log", AIRLOCK_HEAD_WAIT_S="0.2")
+    try:
+        pending = raw_request("HEAD", url, "/acme/crash/resolve/main/pytorch_model.bin")
+        assert pending.status == 503
+        time.sleep(1.0)  # part of the file is on disk, in staging
+        staging = list((data_dir / "staging").iterdir())
+        assert len(staging) == 1 and staging[0].stat().st_size > 0
+    finally:
+        proc.kill()  # no clean-up code runs
+        proc.wait(timeout=10)
+    assert list((data_dir / "blobs").iterdir()) == []
+
+    url, proc = start_airlock(hub.url, data_dir, tmp_path / "log", AIRLOCK_HEAD_WAIT_S="10")
+    try:
+        assert list((data_dir / "staging").iterdir()) == []
+        got = raw_request("GET", url, "/acme/crash/resolve/main/pytorch_model.bin")
+        assert got.status == 200 and got.body == weights
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -120,6 +120,19 @@ def file_exists(args: dict[str, Any]) -> dict[str, Any]:
     return {"exists": api.file_exists(args["repo_id"], args["filename"])}
 
 
+def refs(args: dict[str, Any]) -> dict[str, Any]:
+    from huggingface_hub import HfApi
+
+    found = HfApi(token=args.get("token", False)).list_repo_refs(
+        args["repo_id"], repo_type=args.get("repo_type"), include_pull_requests=True
+    )
+    return {
+        "branches": {b.name: b.target_commit for b in found.branches},
+        "tags": {t.name: t.target_commit for t in found.tags},
+        "pull_requests": {p.name: p.target_commit for p in found.pull_requests or []},
+    }
+
+
 def concurrent_download(args: dict[str, Any]) -> dict[str, Any]:
     """`clients` threads, each with its own cache folder, download the same file at once."""
     from huggingface_hub import hf_hub_download
@@ -156,6 +169,7 @@ OPS = {
     "list_tree": list_tree,
     "paths_info": paths_info,
     "file_exists": file_exists,
+    "refs": refs,
     "concurrent_download": concurrent_download,
 }
 

@@ -214,3 +214,23 @@ def test_every_request_leaves_an_audit_row(
         assert row["token_fp"] is None
         assert row["verdict"] in ("cleared", "streaming")
         assert len(row["request_id"]) == 32
+
+
+def test_refs_list_branches_tags_and_pull_requests(
+    hub: FakeHub, model: dict[str, bytes], client: HubClient
+) -> None:
+    main = hub.head_commit(REPO)
+    hub.tag(REPO, "v1", main)
+    pr = hub.open_pr(REPO, {"config.json": b"{}"})
+    found = client.run("refs", repo_id=REPO).ok()
+    assert found["branches"] == {"main": main}
+    assert found["tags"] == {"v1": main}
+    assert list(found["pull_requests"].values()) == [pr]
+
+
+def test_empty_files_are_served(hub: FakeHub, client: HubClient) -> None:
+    hub.add_repo("acme/empty", {"empty.txt": b"", "config.json": CONFIG_JSON})
+    got = client.run("download", repo_id="acme/empty", filename="empty.txt").ok()
+    assert got["size"] == 0
+    snap = client.run("snapshot", repo_id="acme/empty").ok()
+    assert snap["files"]["empty.txt"] == sha256(b"")

@@ -12,6 +12,7 @@ from tests.airlock_server import RunningAirlock
 from tests.artifacts import CONFIG_JSON, opaque_weights, safetensors_bytes
 from tests.client import HubClient
 from tests.conftest import AirlockFactory
+from tests.cutting_proxy import CuttingProxy
 from tests.fakehub import FakeHub, Fault
 from tests.http import raw_request
 
@@ -170,3 +171,22 @@ def test_gzip_encoded_upstream_text_is_verified_after_decoding(
     hub.set_fault(Fault.GZIP, path="config.json", times=None)
     ok = client.run("download", repo_id=REPO, filename="config.json").ok()
     assert ok["sha256"] == sha256(CONFIG_JSON)
+
+
+def test_the_client_resumes_a_cut_download_from_airlock_with_range(
+    hub: FakeHub, airlock: RunningAirlock, tmp_path: Path
+) -> None:
+    weights = safetensors_bytes(25_000_000)
+    hub.add_repo("acme/big", {"model.safetensors": weights})
+    # Warm the cache first, so the cut happens between the client and Airlock only.
+    HubClient(airlock.url, tmp_path / "warm").run(
+        "download", repo_id="acme/big", filename="model.safetensors"
+    ).ok()
+    with CuttingProxy(airlock.port, cut_after_bytes=12_500_000) as proxy:
+        client = HubClient(proxy.url, tmp_path / "cut")
+        got = client.run("download", repo_id="acme/big", filename="model.safetensors").ok()
+        assert proxy.cuts == 1
+    assert got["sha256"] == sha256(weights)
+    gets = [r for r in airlock.registry().audit_rows() if r["method"] == "GET"]
+    assert [r["status"] for r in gets] == [200, 200, 206]  # warm-up, cut, resume
+    assert gets[-1]["bytes_sent"] == len(weights) - 10 * 1024 * 1024
