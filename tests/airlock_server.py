@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -14,14 +12,14 @@ from proxy.app import create_app
 from proxy.context import SERVICES, Services
 from proxy.scan import Scanner
 from proxy.settings import Settings
+from tests.loop_thread import LoopThread
 
 
 class RunningAirlock:
     def __init__(self, settings: Settings, *, scanner: Scanner | None = None) -> None:
         self.settings = settings
         self.scanner = scanner
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._loop = LoopThread("airlock")
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -35,8 +33,8 @@ class RunningAirlock:
         return self._runner.app[SERVICES]
 
     def start(self) -> RunningAirlock:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
+        self._loop.start()
+        self._loop.run(self._start())
         return self
 
     async def _start(self) -> None:
@@ -56,10 +54,9 @@ class RunningAirlock:
 
     def stop(self) -> None:
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(timeout=30)
+            self._loop.run(self._runner.cleanup())
             self._runner = None
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
+        self._loop.stop()
 
     def registry(self) -> Registry:
         """A direct, synchronous registry connection for assertions."""

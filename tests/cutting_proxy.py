@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from types import TracebackType
+
+from tests.loop_thread import LoopThread
 
 
 class CuttingProxy:
@@ -15,8 +16,7 @@ class CuttingProxy:
         self.cut_after_bytes = cut_after_bytes
         self.cuts = 0
         self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._loop = LoopThread("cutting-proxy")
         self._server: asyncio.Server | None = None
 
     @property
@@ -24,8 +24,8 @@ class CuttingProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> CuttingProxy:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        self._loop.start()
+        self._loop.run(self._start())
         return self
 
     def __exit__(
@@ -34,9 +34,8 @@ class CuttingProxy:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._loop.run(self._stop())
+        self._loop.stop()
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)

@@ -1,20 +1,52 @@
-"""Raw HTTP for tests that need exact control (no redirects followed, odd paths, big headers)."""
+"""Raw HTTP for tests that need exact control: no redirects followed, the path sent exactly as
+given (no normalisation, no re-quoting), and a cut body kept rather than raised."""
 
 from __future__ import annotations
 
 import http.client
+import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 
-@dataclass
+@dataclass(frozen=True)
 class RawResponse:
     status: int
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-cased names
     body: bytes
+    incomplete: bool = False  # the connection closed before Content-Length bytes arrived
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def call(
+    url: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+) -> RawResponse:
+    """Send one request to `url` exactly as given."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        conn.request(method, target, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        incomplete = False
+        try:
+            data = resp.read()
+        except http.client.IncompleteRead as exc:
+            data, incomplete = exc.partial, True
+        out = {k.lower(): v for k, v in resp.getheaders()}
+        return RawResponse(resp.status, out, data, incomplete)
+    finally:
+        conn.close()
 
 
 def raw_request(
@@ -26,18 +58,4 @@ def raw_request(
     body: bytes | None = None,
     timeout_s: float = 30.0,
 ) -> RawResponse:
-    """Send `path` exactly as given (no normalisation, no encoding)."""
-    parts = urlsplit(base_url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        resp = conn.getresponse()
-        data = resp.read()
-        return RawResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-    finally:
-        conn.close()
+    return call(base_url + path, method, headers, body, timeout_s)

@@ -21,7 +21,8 @@ import pytest
 
 from tests.fakehub import FakeHub, Fault
 from tests.fakehub.content import git_blob_sha1, lfs_pointer
-from tests.fakehub.httpclient import Resp, call
+from tests.http import RawResponse as Resp
+from tests.http import call
 
 CONFIG = b'{"model_type": "tiny", "hidden_size": 8}\n'
 WEIGHTS = bytes(range(256)) * 80  # 20480 bytes, LFS by name and size
