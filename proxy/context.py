@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 
 from cache.blobs import BlobStore
@@ -42,6 +43,7 @@ class RequestContext:
         self.repo = file.repo
         self.revision = file.revision
         self.path = file.path
+        structlog.contextvars.bind_contextvars(repo_id=file.repo.repo_id, path=file.path)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -424,7 +424,11 @@ class Pipeline:
         )
         state = BlobState.CLEARED if decision.verdict is Verdict.ALLOW else BlobState.BLOCKED
         if state is BlobState.CLEARED:
-            blob_path = self.store.commit(staged.staging, staged.sha256)
+            # commit() fsyncs the whole file: keep that off the event loop.
+            loop = asyncio.get_running_loop()
+            blob_path = await loop.run_in_executor(
+                None, self.store.commit, staged.staging, staged.sha256
+            )
         else:
             self.store.quarantine(staged.staging, staged.sha256)
         reason = "; ".join(decision.reasons) or None

@@ -11,6 +11,7 @@ from tests.airlock_server import RunningAirlock
 from tests.artifacts import CONFIG_JSON, safetensors_bytes
 from tests.client import HubClient
 from tests.fakehub import FakeHub
+from tests.http import raw_request
 
 REPO = "acme/tiny-model"
 
@@ -169,6 +170,14 @@ def test_xet_repo_is_served_over_plain_http(
     single.run("download", repo_id="acme/xet-model", filename="model.safetensors").ok()
     paths = single.run("paths_info", repo_id="acme/xet-model", paths=["model.safetensors"]).ok()
     assert paths["entries"][0]["xet_hash"] is None
+
+    for method in ("HEAD", "GET"):
+        resp = raw_request(method, airlock.url, "/acme/xet-model/resolve/main/model.safetensors")
+        assert resp.status == 200
+        assert not [h for h in resp.headers if h.startswith("x-xet")]
+        assert "link" not in resp.headers
+    tree = raw_request("GET", airlock.url, "/api/models/acme/xet-model/tree/main")
+    assert b"xetHash" not in tree.body and b"lfs" in tree.body
 
     assert [r for r in hub.requests if r.origin == "cas"] == []
     assert [r for r in hub.requests if "xet-read-token" in r.path] == []
