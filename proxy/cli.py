@@ -52,8 +52,6 @@ def serve(upstream: str | None, data_dir: Path | None, host: str | None, port: i
         port=settings.port,
         access_log=None,
         print=None,
-        handler_args={
-            "max_line_size": settings.max_header_bytes,
-            "max_field_size": settings.max_header_bytes,
-        },
+        max_line_size=settings.max_header_bytes,
+        max_field_size=settings.max_header_bytes,
     )

@@ -12,13 +12,17 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from functools import partial
+from typing import Any
 
+import aiohttp
 import structlog
 
-from cache.blobs import BlobStore, StagingFile
+from cache.blobs import StagingFile
 from proxy.auth import Caller
 from proxy.errors import UpstreamError, UpstreamUnavailable
 from proxy.settings import Settings
@@ -26,9 +30,14 @@ from proxy.upstream import UpstreamClient, UpstreamMeta
 
 log = structlog.get_logger(__name__)
 
-# Written and hashed in a worker thread per chunk; small enough that progress (and the
-# Retry-After derived from it) stays current on slow links.
-WRITE_CHUNK_BYTES = 256 * 1024
+# Chunks handed to the writer and hasher threads. Pieces read from upstream are gathered up to
+# this size, or for at most FLUSH_INTERVAL_S on a slow link so progress stays current.
+WRITE_CHUNK_BYTES = 1 << 20
+FLUSH_INTERVAL_S = 0.1
+# Bytes handed to the threads but not yet written and hashed; the reader waits beyond this.
+MAX_IN_FLIGHT_BYTES = 4 << 20
+# Gathered chunks are at most two reads long.
+GATHER_BUFFER_BYTES = 2 * WRITE_CHUNK_BYTES
 # Bytes beyond the claimed size that are still read (as evidence) before giving up on a body.
 OVERRUN_EVIDENCE_BYTES = 1 << 20
 
@@ -52,6 +61,8 @@ class Progress:
         self.streamable = False  # the release point was reached: bytes may go out before the end
         self.release_decided = False
         self.header_length: int | None = None
+        # Verified and allowed: the last byte of a streamed file may go out.
+        self.cleared = False
         self._changed = asyncio.Event()
 
     def advance(self, bytes_done: int) -> None:
@@ -89,16 +100,92 @@ class _Hashes:
             self.git_sha1 = hashlib.sha1(usedforsecurity=False)
             self.git_sha1.update(b"blob %d\0" % size_bytes)
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes | memoryview) -> None:
         self.sha256.update(chunk)
         if self.git_sha1 is not None:
             self.git_sha1.update(chunk)
 
 
-def _write_and_hash(handle: BinaryIO, hashes: _Hashes, chunk: bytes) -> None:
-    # In a worker thread: hashlib and file writes release the GIL for large buffers.
-    handle.write(chunk)
-    hashes.update(chunk)
+class _Sink:
+    """Writes and hashes chunks in two worker threads, each in order, while the event loop goes
+    on reading upstream. At most MAX_IN_FLIGHT_BYTES wait in the threads, so memory stays flat;
+    progress advances as each chunk reaches the staging file (streaming readers follow it)."""
+
+    def __init__(self, progress: Progress, *, git: bool) -> None:
+        self._progress = progress
+        self._git = git
+        self._file = progress.staging.path.open("wb", buffering=0)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airlock-write")
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airlock-hash")
+        self._pending: deque[
+            tuple[asyncio.Future[None], asyncio.Future[None], int, bytearray | None]
+        ] = deque()
+        self._free: list[bytearray] = []
+        self._in_flight = 0
+        self.hashes = _Hashes(progress.size_bytes, git=git)
+        self.submitted = 0
+
+    async def push(self, pieces: list[bytes]) -> None:
+        """Hand pieces read from upstream to the threads, as one chunk."""
+        buffer: bytearray | None = None
+        if len(pieces) == 1:
+            chunk: bytes | memoryview = pieces[0]
+        else:
+            # Gather into a recycled buffer: a fresh allocation per chunk costs a page fault
+            # per 4 KiB, which at Hub speeds is more than the copy itself.
+            size = sum(len(p) for p in pieces)
+            buffer = self._free.pop() if self._free else bytearray(max(size, GATHER_BUFFER_BYTES))
+            if len(buffer) < size:
+                buffer = bytearray(size)
+            at = 0
+            for piece in pieces:
+                buffer[at : at + len(piece)] = piece
+                at += len(piece)
+            chunk = memoryview(buffer)[:size]
+        loop = asyncio.get_running_loop()
+        written = loop.run_in_executor(self._writer, self._write, chunk)
+        hashed = loop.run_in_executor(self._hasher, self.hashes.update, chunk)
+        self.submitted += len(chunk)
+        written.add_done_callback(partial(self._written, self.submitted))
+        self._pending.append((written, hashed, len(chunk), buffer))
+        self._in_flight += len(chunk)
+        while self._in_flight > MAX_IN_FLIGHT_BYTES:
+            await self._settle_oldest()
+
+    async def drain(self) -> None:
+        while self._pending:
+            await self._settle_oldest()
+
+    async def restart(self) -> None:
+        """Upstream ignored a Range request: throw away what was written and start over."""
+        await self.drain()
+        self._file.seek(0)
+        self._file.truncate()
+        self.hashes = _Hashes(self._progress.size_bytes, git=self._git)
+        self.submitted = 0
+        self._progress.advance(0)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._hasher.shutdown(wait=True)
+        self._file.close()
+
+    async def _settle_oldest(self) -> None:
+        written, hashed, size, buffer = self._pending.popleft()
+        self._in_flight -= size
+        await written
+        await hashed
+        if buffer is not None:
+            self._free.append(buffer)
+
+    def _write(self, chunk: bytes | memoryview) -> None:
+        view = memoryview(chunk)
+        while view:
+            view = view[self._file.write(view) or 0 :]
+
+    def _written(self, end: int, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._progress.advance(end)
 
 
 async def stage(
@@ -106,50 +193,38 @@ async def stage(
     caller: Caller,
     *,
     upstream: UpstreamClient,
-    store: BlobStore,
     settings: Settings,
     progress: Progress,
     observe: Observer,
 ) -> StagedBlob:
     """Fetch the whole file into `progress.staging`. Raises UpstreamUnavailable or UpstreamError
     when upstream fails for good; the caller discards the staging file then."""
-    loop = asyncio.get_running_loop()
     size = meta.size_bytes
     limit = size + OVERRUN_EVIDENCE_BYTES
     attempts = 0
-    with progress.staging.path.open("wb") as handle:
-        hashes = _Hashes(size, git=not meta.lfs)
-        done = 0
+    sink = _Sink(progress, git=not meta.lfs)
+    try:
         while True:
             try:
-                async with upstream.open_bytes(meta, caller, start_byte=done) as resp:
-                    if resp.status == 200 and done:
-                        # Upstream ignored the Range: start over rather than splice.
-                        handle.seek(0)
-                        handle.truncate()
-                        hashes = _Hashes(size, git=not meta.lfs)
-                        done = 0
+                async with upstream.open_bytes(meta, caller, start_byte=sink.submitted) as resp:
+                    if resp.status == 200 and sink.submitted:
+                        await sink.restart()  # upstream ignored the Range: never splice
                     elif resp.status not in (200, 206):
                         raise UpstreamError(
                             resp.status,
                             f"Upstream answered {resp.status} to the download of a file it lists",
                             error_code=resp.headers.get("X-Error-Code"),
                         )
-                    elif resp.status == 206 and not _range_starts_at(resp.headers, done, size):
+                    elif resp.status == 206 and not _range_starts_at(
+                        resp.headers, sink.submitted, size
+                    ):
                         raise UpstreamUnavailable("Upstream answered a Range request wrongly")
-                    buffer = bytearray()
-                    async for piece in resp.content.iter_chunked(WRITE_CHUNK_BYTES):
-                        buffer += piece
-                        if len(buffer) >= WRITE_CHUNK_BYTES or done + len(buffer) >= limit:
-                            done = await _flush(loop, handle, hashes, buffer, done, progress)
-                            await observe(progress)
-                            if done >= limit:
-                                break
-                    done = await _flush(loop, handle, hashes, buffer, done, progress)
-                    await observe(progress)
-                if done >= size:
+                    await _copy_body(resp, sink, limit, observe, progress)
+                if sink.submitted >= size:
                     break
-                raise UpstreamUnavailable(f"Upstream body ended after {done} of {size} bytes")
+                raise UpstreamUnavailable(
+                    f"Upstream body ended after {sink.submitted} of {size} bytes"
+                )
             except UpstreamUnavailable as exc:
                 attempts += 1
                 if attempts > settings.upstream_retries:
@@ -160,33 +235,42 @@ async def stage(
                 log.warning(
                     "upstream_fetch_retried",
                     attempt=attempts,
-                    bytes_done=done,
+                    bytes_done=sink.submitted,
                     reason=exc.message,
                     delay_s=delay_s,
                 )
                 await asyncio.sleep(delay_s)
-        handle.flush()
+        await sink.drain()
+    finally:
+        sink.close()
+    hashes = sink.hashes
     git_sha1 = hashes.git_sha1.hexdigest() if hashes.git_sha1 is not None else None
-    return StagedBlob(progress.staging, done, hashes.sha256.hexdigest(), git_sha1)
+    return StagedBlob(progress.staging, sink.submitted, hashes.sha256.hexdigest(), git_sha1)
 
 
-async def _flush(
-    loop: asyncio.AbstractEventLoop,
-    handle: BinaryIO,
-    hashes: _Hashes,
-    buffer: bytearray,
-    done: int,
-    progress: Progress,
-) -> int:
-    if not buffer:
-        return done
-    chunk = bytes(buffer)
-    buffer.clear()
-    await loop.run_in_executor(None, _write_and_hash, handle, hashes, chunk)
-    handle.flush()  # readers streaming the staging file see every byte counted in progress
-    done += len(chunk)
-    progress.advance(done)
-    return done
+async def _copy_body(
+    resp: aiohttp.ClientResponse, sink: _Sink, limit: int, observe: Observer, progress: Progress
+) -> None:
+    """Hand the body to the sink in chunks of about WRITE_CHUNK_BYTES (one copy at most)."""
+    pieces: list[bytes] = []
+    gathered = 0
+    last_push = time.monotonic()
+    async for piece in resp.content.iter_chunked(WRITE_CHUNK_BYTES):
+        pieces.append(piece)
+        gathered += len(piece)
+        if (
+            gathered >= WRITE_CHUNK_BYTES
+            or sink.submitted + gathered >= limit
+            or time.monotonic() - last_push > FLUSH_INTERVAL_S
+        ):
+            await sink.push(pieces)
+            pieces, gathered, last_push = [], 0, time.monotonic()
+            await observe(progress)
+            if sink.submitted >= limit:
+                return
+    if pieces:
+        await sink.push(pieces)
+        await observe(progress)
 
 
 def _range_starts_at(headers: Any, start: int, size: int) -> bool:

@@ -310,7 +310,6 @@ class Pipeline:
                 meta,
                 caller,
                 upstream=self.upstream,
-                store=self.store,
                 settings=self.settings,
                 progress=flight.progress,
                 observe=self._release_point,
@@ -326,7 +325,7 @@ class Pipeline:
             problem = verify(staged, meta)
             if problem is not None:
                 await self._quarantine_corrupt(file, staged, problem)
-            return await self._judge(file, meta, staged)
+            return await self._judge(file, meta, staged, flight.progress)
         except AirlockError as exc:
             self.store.discard(flight.progress.staging)
             self._remember_failure(flight.key, exc)
@@ -398,7 +397,9 @@ class Pipeline:
             "The bytes were quarantined and not served; the next request fetches again."
         )
 
-    async def _judge(self, file: FileRef, meta: UpstreamMeta, staged: StagedBlob) -> Cleared:
+    async def _judge(
+        self, file: FileRef, meta: UpstreamMeta, staged: StagedBlob, progress: Progress
+    ) -> Cleared:
         report = await self._scan(staged)
         decision = decide(report)
         decision_id = await self.registry.write(
@@ -424,6 +425,10 @@ class Pipeline:
         )
         state = BlobState.CLEARED if decision.verdict is Verdict.ALLOW else BlobState.BLOCKED
         if state is BlobState.CLEARED:
+            # Verified and allowed: streamed readers may send the last byte now, without waiting
+            # for the commit's fsync (which only makes the cache copy crash-proof).
+            progress.cleared = True
+            progress.notify()
             # commit() fsyncs the whole file: keep that off the event loop.
             loop = asyncio.get_running_loop()
             blob_path = await loop.run_in_executor(

@@ -15,8 +15,6 @@ from aiohttp.web_request import BaseRequest
 
 from proxy.pipeline import Flight
 
-STREAM_CHUNK_BYTES = 1 << 20
-
 
 class BlobResponse(web.FileResponse):
     """aiohttp's FileResponse (sendfile, Range, HEAD) with the Hub's ETag instead of aiohttp's
@@ -66,13 +64,15 @@ def requested_range(request: web.Request, size_bytes: int) -> tuple[int, int] | 
 async def stream_growing(
     request: web.Request, flight: Flight, headers: dict[str, str]
 ) -> tuple[web.StreamResponse, int, bool]:
-    """Send a file that is still being fetched, following the staging file as it grows.
+    """Send a file that is still being fetched, following the staging file as it grows, with
+    sendfile (no copy through Python).
 
-    The last byte is held back until the flight has verified the whole file, so a client never
-    holds a complete, unverified copy. If verification fails the connection is aborted.
-    Returns the response, the body bytes sent, and whether every byte asked for went out.
+    The last byte is held back until the flight has verified and cleared the whole file, so a
+    client never holds a complete, unverified copy. If verification fails the connection is
+    aborted. Returns the response, the body bytes sent, and whether all of them went out.
     """
-    size = flight.progress.size_bytes
+    progress = flight.progress
+    size = progress.size_bytes
     span = requested_range(request, size)
     start, end = span if span is not None else (0, size - 1)
     response = web.StreamResponse(status=206 if span is not None else 200, headers=headers)
@@ -80,37 +80,29 @@ async def stream_growing(
     response.content_length = end - start + 1
     if span is not None:
         response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end}/{size}"
-    await response.prepare(request)
+    await response.prepare(request)  # sends the headers at once
     if request.method == hdrs.METH_HEAD or size == 0:
         await response.write_eof()
         return response, 0, True
     loop = asyncio.get_running_loop()
     position = start
-    with flight.progress.staging.path.open("rb") as handle:
+    with progress.staging.path.open("rb") as handle:
         while position <= end:
-            finished = flight.finished
-            if flight.failed:
+            if flight.failed or request.transport is None:
                 _abort(request)
                 return response, position - start, False
-            limit = size if finished else min(flight.progress.bytes_done, size - 1)
-            if position < min(limit, end + 1):
-                count = min(STREAM_CHUNK_BYTES, min(limit, end + 1) - position)
-                chunk = await loop.run_in_executor(None, _read_at, handle, position, count)
-                if not chunk:
-                    _abort(request)
-                    return response, position - start, False
-                await response.write(chunk)
-                position += len(chunk)
-            elif not finished:
-                await flight.progress.changed(1.0)
+            available = size if progress.cleared else min(progress.bytes_done, size - 1)
+            count = min(available, end + 1) - position
+            if count > 0:
+                await loop.sendfile(request.transport, handle, position, count)
+                position += count
+            elif flight.finished:  # finished without clearing: nothing more may go out
+                _abort(request)
+                return response, position - start, False
+            else:
+                await progress.changed(1.0)
     await response.write_eof()
     return response, position - start, True
-
-
-def _read_at(handle: Any, position: int, count: int) -> bytes:
-    handle.seek(position)
-    data: bytes = handle.read(count)
-    return data
 
 
 def _abort(request: web.Request) -> None:

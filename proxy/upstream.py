@@ -89,6 +89,9 @@ class UpstreamClient:
             trust_env=False,
             headers={"User-Agent": USER_AGENT},
             connector=aiohttp.TCPConnector(limit=64, limit_per_host=32),
+            # Bigger socket reads mean fewer, larger chunks for the hashing pipeline; the
+            # reader pauses the socket beyond twice this, so memory per fetch stays bounded.
+            read_bufsize=1 << 20,
         )
 
     async def close(self) -> None:

@@ -142,3 +142,13 @@ def test_a_crash_mid_fetch_leaves_nothing_that_can_be_served(hub: FakeHub, tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_serve_applies_the_header_limit(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    url, log_path, _ = served
+    resp = raw_request("GET", url, "/healthz", {"X-Big": "a" * 9000})
+    assert resp.status in (400, 431)
+    time.sleep(0.2)
+    assert "custom kwargs" not in log_path.read_text()  # aiohttp took every server setting

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from .demo import populate
+from .faults import Fault
 from .hub import FakeHub
 
 
@@ -35,6 +36,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="REPO:PATH=FILE",
         help="serve local FILE as PATH of model repo REPO (LFS for *.safetensors); repeatable",
+    )
+    parser.add_argument(
+        "--throttle-mb-s",
+        type=float,
+        default=0.0,
+        help="serve every file body at this rate (MB/s), like a real upstream link",
     )
     return parser.parse_args(argv)
 
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             info = populate(hub, Path(tmp), args.big_mb)
         if args.add_file:
             info["added"] = _add_files(hub, args.add_file)
+        if args.throttle_mb_s > 0:
+            hub.set_fault(Fault.THROTTLE, times=None, rate_bytes_s=int(args.throttle_mb_s * 1e6))
         with hub:
             line = {"hub": hub.url, "cdn": hub.cdn_url, "cas": hub.cas_url, **info}
             sys.stdout.write(json.dumps(line) + "\n")

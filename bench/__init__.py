@@ -1,0 +1,1 @@
+"""Airlock benchmarks: ``bash bench/run.sh`` (see bench/README.md)."""
