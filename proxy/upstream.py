@@ -11,16 +11,24 @@ import fnmatch
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
 from proxy import __version__
 from proxy.auth import Caller
-from proxy.errors import UpstreamError, UpstreamUnavailable
-from proxy.hub import GIT_SHA1_RE, SHA256_RE, FileRef, parse_etag, resolve_url_path
+from proxy.errors import AirlockError, UpstreamError, UpstreamUnavailable
+from proxy.hub import (
+    GIT_SHA1_RE,
+    SHA256_RE,
+    FileRef,
+    ResolveRoute,
+    parse_etag,
+    parse_route,
+    resolve_url_path,
+)
 from proxy.settings import Settings
 
 MAX_REDIRECTS = 10
@@ -125,7 +133,8 @@ class UpstreamClient:
                     )
                 if resp.status >= 400:
                     raise _error_from(resp.status, resp.headers, b"")
-                return _meta_from(resp.headers, download_url=url, sends_auth=True, redirect=False)
+                meta = _meta_from(resp.headers, download_url=url, sends_auth=True, redirect=False)
+                return replace(meta, download_url=_pinned(url, meta.commit))
         raise UpstreamUnavailable(f"Upstream redirected more than {MAX_REDIRECTS} times")
 
     def same_origin(self, url: str) -> bool:
@@ -219,6 +228,21 @@ class UpstreamClient:
             raise UpstreamUnavailable(
                 f"Upstream {urlsplit(url).hostname} could not be reached: {type(exc).__name__}"
             ) from exc
+
+
+def _pinned(url: str, commit: str) -> str:
+    """A `/resolve/{branch}/...` URL rewritten to `/resolve/{commit}/...`, so that the GET fetches
+    the bytes the HEAD described even if the branch moves in between. Other URLs (resolve-cache)
+    already name the commit."""
+    parts = urlsplit(url)
+    try:
+        route = parse_route(parts.path)
+    except AirlockError:
+        return url
+    if not isinstance(route, ResolveRoute) or "/api/" in parts.path:
+        return url
+    pinned = resolve_url_path(route.file.at(commit))
+    return urlunsplit((parts.scheme, parts.netloc, pinned, parts.query, ""))
 
 
 def _auth_headers(authorization: str | None) -> dict[str, str]:

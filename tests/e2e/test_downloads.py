@@ -10,6 +10,7 @@ import pytest
 from tests.airlock_server import RunningAirlock
 from tests.artifacts import CONFIG_JSON, safetensors_bytes
 from tests.client import HubClient
+from tests.conftest import AirlockFactory
 from tests.fakehub import FakeHub
 from tests.http import raw_request
 
@@ -243,3 +244,31 @@ def test_empty_files_are_served(hub: FakeHub, client: HubClient) -> None:
     assert got["size"] == 0
     snap = client.run("snapshot", repo_id="acme/empty").ok()
     assert snap["files"]["empty.txt"] == sha256(b"")
+
+
+def test_a_moved_branch_is_seen_after_the_revision_ttl(
+    hub: FakeHub, model: dict[str, bytes], make_airlock: AirlockFactory, tmp_path: Path
+) -> None:
+    cached = make_airlock(revision_ttl_s=3600.0)
+    fresh = make_airlock(revision_ttl_s=0.0)
+    for airlock in (cached, fresh):
+        before = HubClient(airlock.url, _home(tmp_path, f"before-{airlock.port}"))
+        before.run("download", repo_id=REPO, filename="config.json").ok()
+        before.run("download", repo_id=REPO, filename="sub/extra.txt").ok()
+    new_config = b'{"model_type": "bert", "hidden_size": 64}'
+    new_commit = hub.commit(REPO, {"config.json": new_config})
+    hub.clear_log()
+
+    old = HubClient(cached.url, _home(tmp_path, "after-cached")).run(
+        "download", repo_id=REPO, filename="config.json"
+    )
+    assert old.ok()["sha256"] == sha256(model["config.json"])  # within the TTL: same commit
+    after = HubClient(fresh.url, _home(tmp_path, "after-fresh"))
+    new = after.run("download", repo_id=REPO, filename="config.json").ok()
+    assert new["sha256"] == sha256(new_config)
+    assert new_commit in new["path"]
+    # An unchanged file of the new commit is the same blob: it is not fetched again.
+    extra = after.run("download", repo_id=REPO, filename="sub/extra.txt").ok()
+    assert new_commit in extra["path"]
+    fetched = [r.path for r in hub.requests if r.method == "GET" and "/resolve/" in r.path]
+    assert fetched == [f"/{REPO}/resolve/{new_commit}/config.json"]
