@@ -14,7 +14,7 @@ from cache.blobs import BlobStore
 from cache.registry import AsyncRegistry, AuditRow
 from proxy.auth import Fingerprinter
 from proxy.context import CONTEXT, SERVICES, RequestContext, Services
-from proxy.errors import AirlockError, MethodNotAllowed
+from proxy.errors import AirlockError, MethodNotAllowed, NotFound
 from proxy.hub import (
     EXPOSED_HEADERS,
     HarnessesRoute,
@@ -32,6 +32,8 @@ from proxy.settings import Settings
 from proxy.upstream import UpstreamClient
 
 log = structlog.get_logger(__name__)
+
+READ_ONLY_MESSAGE = "Airlock is a read-only mirror: uploads and changes go to the Hub itself"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,10 +86,16 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
-    route = parse_route(request.rel_url.raw_path)
+    read_only = request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
+    try:
+        route = parse_route(request.rel_url.raw_path)
+    except NotFound:
+        if read_only:
+            raise
+        raise MethodNotAllowed(READ_ONLY_MESSAGE) from None
     if isinstance(route, ResolveRoute):
-        if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
-            raise MethodNotAllowed("Only HEAD and GET are supported on /resolve")
+        if not read_only:
+            raise MethodNotAllowed(READ_ONLY_MESSAGE)
         return await resolve.resolve(request, route)
     if isinstance(route, RepoApiRoute):
         return await api.repo_api(request, route)

@@ -116,11 +116,19 @@ class HarnessesRoute:
     pass
 
 
+# Other read-only API paths passed upstream as they are: who am I, and listing or searching
+# repos. Only these exact paths: a raw path forwarded upstream could otherwise climb out of
+# /api/ (`/api/x/../../org/repo/resolve/...`) and fetch a file around the pipeline.
+PASS_THROUGH_API_PATHS = frozenset(
+    {"/api/whoami-v2", "/api/models", "/api/datasets", "/api/spaces"}
+)
+
+
 @dataclass(frozen=True)
 class PassThroughApiRoute:
-    """Any other read-only `/api/...` call (whoami, search): proxied, never cached."""
+    """A read-only `/api/...` call that is not about one repo: proxied, never cached."""
 
-    raw_path: str
+    path: str
 
 
 Route = ResolveRoute | RepoApiRoute | HarnessesRoute | PassThroughApiRoute
@@ -159,8 +167,10 @@ def _parse_api(segments: list[str], raw_path: str) -> Route:
         return HarnessesRoute()
     if segments and segments[0] == "resolve-cache":
         return _parse_resolve_cache(segments[1:])
-    if len(segments) < 2 or segments[0] not in ("models", "datasets", "spaces"):
+    if raw_path in PASS_THROUGH_API_PATHS:
         return PassThroughApiRoute(raw_path)
+    if len(segments) < 2 or segments[0] not in ("models", "datasets", "spaces"):
+        raise NotFound("Airlock does not serve this Hub API path")
     repo_type = RepoType.from_plural(segments[0])
     rest = segments[1:]
     # Canonical repos have no namespace (`/api/models/gpt2/tree/main`); try that reading first

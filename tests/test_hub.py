@@ -71,6 +71,7 @@ SHA = "a" * 40
         ("/api/models/acme/m/refs", RepoApiRoute(ApiKind.REFS, RepoRef(MODEL, "acme/m"))),
         ("/api/agent-harnesses", HarnessesRoute()),
         ("/api/whoami-v2", PassThroughApiRoute("/api/whoami-v2")),
+        ("/api/models", PassThroughApiRoute("/api/models")),
     ],
 )
 def test_routes_parse_from_the_raw_path(raw: str, expected: object) -> None:
@@ -103,7 +104,18 @@ def test_hostile_paths_are_bad_requests(raw: str) -> None:
         parse_route(raw)
 
 
-@pytest.mark.parametrize("raw", ["/", "/favicon.ico", "/acme/m/blob/main/x", "/acme/m/resolve"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/",
+        "/favicon.ico",
+        "/acme/m/blob/main/x",
+        "/acme/m/resolve",
+        "/api/whoami-v2/../../acme/m/resolve/main/config.json",
+        "/api/spaces-by-author/x",
+        "/api/models/acme/m/unknown-action/main",
+    ],
+)
 def test_non_hub_paths_are_not_found(raw: str) -> None:
     with pytest.raises(NotFound):
         parse_route(raw)

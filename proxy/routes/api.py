@@ -95,7 +95,7 @@ async def pass_through(request: web.Request, route: PassThroughApiRoute) -> web.
     services = request.app[SERVICES]
     if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
         raise MethodNotAllowed("Airlock is a read-only mirror: only GET is passed upstream")
-    path_qs = route.raw_path + (f"?{request.query_string}" if request.query_string else "")
+    path_qs = route.path + (f"?{request.query_string}" if request.query_string else "")
     answer = await services.upstream.api("GET", path_qs, request[CONTEXT].caller)
     headers, body = _clean(answer)
     return _respond(request, services, headers, body, warning=None)

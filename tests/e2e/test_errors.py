@@ -188,3 +188,19 @@ def test_write_methods_are_refused(repo: None, airlock: RunningAirlock) -> None:
     ):
         resp = raw_request(method, airlock.url, path, body=b"{}")
         assert resp.status == 405, (method, path)
+
+
+def test_api_paths_cannot_climb_around_the_pipeline(
+    hub: FakeHub, repo: None, airlock: RunningAirlock
+) -> None:
+    for path in (
+        f"/api/whoami-v2/../../{REPO}/resolve/main/config.json",
+        f"/api/whoami-v2/%2E%2E/%2E%2E/{REPO}/resolve/main/config.json",
+        f"/api/models/{REPO}/tree/main/%2E%2E/%2E%2E/%2E%2E/{REPO}/resolve/main/config.json",
+    ):
+        resp = raw_request("GET", airlock.url, path)
+        if resp.status == 200:  # the server normalised the path: it went through /resolve
+            assert resp.body == CONFIG_JSON
+        else:
+            assert 400 <= resp.status < 500
+    assert not [r.path for r in hub.requests if "whoami" in r.path or "/tree/" in r.path]
