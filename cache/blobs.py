@@ -71,13 +71,6 @@ class BlobStore:
         staging.path.replace(target)
         return target
 
-    def release(self, sha256: str) -> Path:
-        """Move a quarantined blob into the served store (after a reviewer's approval)."""
-        source = self.quarantine_dir / _checked(sha256)
-        target = self.blobs_dir / sha256
-        source.replace(target)
-        return target
-
     def path(self, sha256: str) -> Path | None:
         """The servable file for a hash, or None when it is not (or no longer) on disk."""
         candidate = self.blobs_dir / _checked(sha256)

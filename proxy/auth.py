@@ -80,6 +80,3 @@ class AccessConfirmations:
             now = time.monotonic()
             self._until = {k: v for k, v in self._until.items() if v > now}
         self._until[(repo, caller.token_fp)] = time.monotonic() + self.ttl_s
-
-    def revoke(self, repo: RepoRef, caller: Caller) -> None:
-        self._until.pop((repo, caller.token_fp), None)

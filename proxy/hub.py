@@ -300,10 +300,6 @@ def api_url_path(route: RepoApiRoute) -> str:
     return url
 
 
-def revision_url_path(repo: RepoRef, revision: str) -> str:
-    return api_url_path(RepoApiRoute(ApiKind.REVISION, repo, revision))
-
-
 # --- What Airlock answers -----------------------------------------------------------------------
 
 

@@ -204,3 +204,13 @@ def test_api_paths_cannot_climb_around_the_pipeline(
         else:
             assert 400 <= resp.status < 500
     assert not [r.path for r in hub.requests if "whoami" in r.path or "/tree/" in r.path]
+
+
+def test_files_above_the_size_limit_are_refused_before_any_byte_moves(
+    hub: FakeHub, repo: None, make_airlock: AirlockFactory, tmp_path: Path
+) -> None:
+    airlock = make_airlock(max_file_size_bytes=1000)
+    error = HubClient(airlock.url, tmp_path).run("download", repo_id=REPO, filename="ok.bin").error
+    assert error is not None and error["type"] == "GatedRepoError"
+    assert "above this mirror's limit of 1000 bytes" in error["message"]
+    assert not [r for r in hub.requests if r.origin == "cdn"]
