@@ -27,7 +27,7 @@ from proxy.hub import (
 )
 from proxy.pipeline import Pipeline
 from proxy.routes import api, health, resolve
-from proxy.scan import ClearAllPlaceholderScanner, Scanner
+from proxy.scan import EngineScanner, Scanner
 from proxy.settings import Settings
 from proxy.upstream import UpstreamClient
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, scanner: Scanner | None = None) -> web.App
             store=store,
             registry=registry,
             upstream=upstream,
-            scanner=scanner or ClearAllPlaceholderScanner(),
+            scanner=scanner or EngineScanner(),
         ),
         fingerprinter=Fingerprinter.from_data_dir(settings.data_dir),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from proxy import __version__, log
 from proxy.errors import ConfigError
+from proxy.scan.report import ScanReport
 from proxy.settings import Settings
 
 
@@ -55,3 +57,62 @@ def serve(upstream: str | None, data_dir: Path | None, host: str | None, port: i
         max_line_size=settings.max_header_bytes,
         max_field_size=settings.max_header_bytes,
     )
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file, per line.")
+def scan(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Scan files and directories (recursively) and apply the default policy.
+
+    Exit status: 0 when every file is allowed, 1 when any is blocked, 2 on usage errors.
+    """
+    from proxy.policy import Verdict, decide
+    from proxy.scan.engine import scan_path
+
+    blocked = False
+    for path in _files(paths):
+        report = scan_path(path)
+        decision = decide(report)
+        blocked = blocked or decision.verdict is Verdict.BLOCK
+        if as_json:
+            click.echo(json.dumps(report_json(path, report, decision.verdict.value)))
+        else:
+            click.echo(report_text(path, report, decision.verdict.value))
+    sys.exit(1 if blocked else 0)
+
+
+def _files(paths: tuple[Path, ...]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()))
+        else:
+            found.append(path)
+    return found
+
+
+def report_json(path: Path, report: ScanReport, verdict: str) -> dict[str, object]:
+    return {
+        "path": str(path),
+        "verdict": verdict,
+        "format": report.format.value,
+        "findings": [
+            {
+                "rule": f.rule,
+                "severity": str(f.severity),
+                "message": f.message,
+                "location": f.location,
+            }
+            for f in report.findings
+        ],
+        "duration_ms": report.duration_ms,
+    }
+
+
+def report_text(path: Path, report: ScanReport, verdict: str) -> str:
+    lines = [f"{verdict.upper():5s}  {path}  ({report.format.value}, {report.duration_ms:.1f} ms)"]
+    for f in sorted(report.findings, key=lambda f: -f.severity):
+        where = f" [{f.location}]" if f.location else ""
+        lines.append(f"       {f.severity!s:8s} {f.rule}{where}: {f.message}")
+    return "\n".join(lines)

@@ -400,7 +400,7 @@ class Pipeline:
     async def _judge(
         self, file: FileRef, meta: UpstreamMeta, staged: StagedBlob, progress: Progress
     ) -> Cleared:
-        report = await self._scan(staged)
+        report = await self._scan(staged, file.path)
         decision = decide(report)
         decision_id = await self.registry.write(
             lambda r: r.record_decision(
@@ -452,11 +452,11 @@ class Pipeline:
             raise blocked_error(file.repo.repo_id, file.revision, file.path, reason, decision_id)
         return Cleared(staged.sha256, staged.size_bytes, blob_path)
 
-    async def _scan(self, staged: StagedBlob) -> ScanReport:
+    async def _scan(self, staged: StagedBlob, name: str) -> ScanReport:
         loop = asyncio.get_running_loop()
         try:
             report = await loop.run_in_executor(
-                None, self.scanner.scan, staged.staging.path, staged.size_bytes
+                None, self.scanner.scan, staged.staging.path, staged.size_bytes, name
             )
         except Exception as exc:  # a scanner crash is a finding, never a pass
             log.exception("scan_failed", scanner=self.scanner.name, sha256=staged.sha256)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import struct
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def write_safetensors(path: Path, data_bytes: int, *, chunk_bytes: int = 1 << 24
     return path
 
 
-def opaque_weights(size_bytes: int) -> bytes:
-    """Bytes that are not safetensors (stand-in for a pickle-family file that is held)."""
-    return b"\x80\x04" + os.urandom(max(0, size_bytes - 2))
+def pickled_weights(size_bytes: int) -> bytes:
+    """A benign pickle of about `size_bytes` (a pickle-family file: held until it is verified
+    and scanned, and allowed by the scanner)."""
+    return pickle.dumps({"weight": os.urandom(max(0, size_bytes - 64))}, protocol=4)

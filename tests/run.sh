@@ -2,7 +2,9 @@
 # Installs everything the checks need and runs them all: ruff, mypy and pytest.
 #   .venv         Airlock's environment (Python >= 3.12) with the test extra
 #   .venv-client  the user's side (Python 3.11): the real huggingface_hub client, run by the
-#                 end-to-end tests as subprocesses, as on an engineer's machine
+#                 end-to-end tests as subprocesses, as on an engineer's machine, and torch,
+#                 numpy, scikit-learn and transformers, which write the real checkpoints the
+#                 scanner tests read
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/python.sh
@@ -24,4 +26,6 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-AIRLOCK_CLIENT_PYTHON="$PWD/.venv-client/bin/python" exec .venv/bin/pytest "$@"
+export AIRLOCK_CLIENT_PYTHON="$PWD/.venv-client/bin/python"
+export AIRLOCK_TORCH_PYTHON="$PWD/.venv-client/bin/python"  # writes real checkpoints
+exec .venv/bin/pytest "$@"

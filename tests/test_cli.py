@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts import CONFIG_JSON, opaque_weights
+from tests.artifacts import CONFIG_JSON, pickled_weights
 from tests.fakehub import FakeHub, Fault
 from tests.http import raw_request
 
@@ -118,7 +118,7 @@ def test_bad_configuration_stops_the_process_and_names_the_variable(tmp_path: Pa
 
 
 def test_a_crash_mid_fetch_leaves_nothing_that_can_be_served(hub: FakeHub, tmp_path: Path) -> None:
-    weights = opaque_weights(3_000_000)
+    weights = pickled_weights(3_000_000)
     hub.add_repo("acme/crash", {"pytorch_model.bin": weights})
     hub.set_fault(Fault.THROTTLE, path="pytorch_model.bin", times=1, rate_bytes_s=500_000)
     data_dir = tmp_path / "data"

@@ -5,43 +5,37 @@ Scanners are static: they read bytes and never import, unpickle or run model con
 
 from __future__ import annotations
 
-import time
+import warnings
 from pathlib import Path
 from typing import Protocol
 
-from proxy.scan import safetensors
 from proxy.scan.report import Finding, Format, ScanReport, Severity
+
+# pickletools' protocol-0 string readers, used to walk untrusted opcodes, warn on every odd
+# escape in a file's bytes; those are findings for the scanner to judge, not Python warnings.
+warnings.filterwarnings(
+    "ignore", message="invalid escape sequence", category=DeprecationWarning, module="pickletools"
+)
 
 
 class Scanner(Protocol):
     name: str
 
-    def scan(self, path: Path, size_bytes: int) -> ScanReport:
-        """Scan a complete staged file. Runs in a worker thread; may raise (the pipeline turns
-        any exception into a blocking finding)."""
+    def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
+        """Scan a complete staged file whose name in its repo is `name`. Runs in a worker
+        thread; may raise (the pipeline turns any exception into a blocking finding)."""
         ...
 
 
-class ClearAllPlaceholderScanner:
-    """PLACEHOLDER: clears every file that is not safetensors without looking inside it.
+class EngineScanner:
+    """The mirror's scanner: `proxy.scan.engine` on every staged blob."""
 
-    It stands in for the format scanners until they land (the scanner issue). Safetensors
-    headers are checked for real, because the streaming release point depends on them.
-    """
+    name = "airlock-engine"
 
-    name = "placeholder-clear-all"
+    def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
+        from proxy.scan.engine import scan_path
 
-    def scan(self, path: Path, size_bytes: int) -> ScanReport:
-        started = time.perf_counter()
-        with path.open("rb") as handle:
-            prefix = handle.read(safetensors.PREFIX_BYTES + 1)
-            length = safetensors.header_length(prefix)
-            if length is None:
-                return ScanReport(Format.UNKNOWN, self.name, (), _ms_since(started))
-            handle.seek(safetensors.PREFIX_BYTES)
-            header = handle.read(length)
-        findings = tuple(safetensors.check_header(header, size_bytes))
-        return ScanReport(Format.SAFETENSORS, self.name, findings, _ms_since(started))
+        return scan_path(path, name=name)
 
 
 def scanner_failure(scanner: str, exc: BaseException) -> ScanReport:
@@ -52,7 +46,3 @@ def scanner_failure(scanner: str, exc: BaseException) -> ScanReport:
         f"{scanner} failed on this file ({type(exc).__name__}: {exc}); it cannot be cleared",
     )
     return ScanReport(Format.UNKNOWN, scanner, (finding,))
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)

@@ -18,7 +18,12 @@ class Severity(IntEnum):
 
 
 class Format(StrEnum):
+    """What a file is, by its content (never by its name)."""
+
     SAFETENSORS = "safetensors"
+    PICKLE = "pickle"  # one or more raw pickles (legacy torch files are several in a row)
+    PYTORCH_ZIP = "pytorch-zip"  # torch.save's zip archive with a data.pkl
+    ZIP = "zip"
     UNKNOWN = "unknown"
 
 

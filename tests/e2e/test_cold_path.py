@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.airlock_server import RunningAirlock
-from tests.artifacts import CONFIG_JSON, opaque_weights, safetensors_bytes
+from tests.artifacts import CONFIG_JSON, pickled_weights, safetensors_bytes
 from tests.client import HubClient
 from tests.conftest import AirlockFactory
 from tests.fakehub import FakeHub, Fault
@@ -28,7 +28,7 @@ def files(hub: FakeHub) -> dict[str, bytes]:
     content = {
         "config.json": CONFIG_JSON,
         "tokenizer.json": b'{"version": "1.0"}' + b" " * 50_000,
-        HELD: opaque_weights(4_000_000),
+        HELD: pickled_weights(4_000_000),
         STREAMED: safetensors_bytes(6_000_000),
     }
     hub.add_repo(REPO, content)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.airlock_server import RunningAirlock
-from tests.artifacts import CONFIG_JSON, opaque_weights, safetensors_bytes
+from tests.artifacts import CONFIG_JSON, pickled_weights, safetensors_bytes
 from tests.client import HubClient
 from tests.fakehub import FakeHub, Fault
 
@@ -19,7 +19,7 @@ REPO = "acme/popular"
     "name, content",
     [
         ("model.safetensors", safetensors_bytes(3_000_000)),
-        ("pytorch_model.bin", opaque_weights(3_000_000)),
+        ("pytorch_model.bin", pickled_weights(3_000_000)),
     ],
 )
 def test_twenty_concurrent_clients_cause_one_upstream_fetch(

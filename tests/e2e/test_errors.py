@@ -9,7 +9,7 @@ import pytest
 
 from proxy.scan.report import Finding, Format, ScanReport, Severity
 from tests.airlock_server import RunningAirlock
-from tests.artifacts import CONFIG_JSON, opaque_weights
+from tests.artifacts import CONFIG_JSON, pickled_weights
 from tests.client import HubClient
 from tests.conftest import AirlockFactory
 from tests.fakehub import FakeHub
@@ -22,7 +22,7 @@ EVIL = b"\x80\x04EVIL-PAYLOAD" + b"\x00" * 3000
 @pytest.fixture
 def repo(hub: FakeHub) -> None:
     hub.add_repo(
-        REPO, {"config.json": CONFIG_JSON, "evil.bin": EVIL, "ok.bin": opaque_weights(4000)}
+        REPO, {"config.json": CONFIG_JSON, "evil.bin": EVIL, "ok.bin": pickled_weights(4000)}
     )
 
 
@@ -31,7 +31,7 @@ class MarkerScanner:
 
     name = "test-marker-scanner"
 
-    def scan(self, path: Path, size_bytes: int) -> ScanReport:
+    def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
         findings: tuple[Finding, ...] = ()
         if b"EVIL-PAYLOAD" in path.read_bytes():
             findings = (Finding("test-marker", Severity.CRITICAL, "marker found", "byte 2"),)
@@ -41,7 +41,7 @@ class MarkerScanner:
 class CrashingScanner:
     name = "crashing-scanner"
 
-    def scan(self, path: Path, size_bytes: int) -> ScanReport:
+    def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
         raise RuntimeError("parser exploded")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from cache.registry import BlobState
 from tests.airlock_server import RunningAirlock
-from tests.artifacts import CONFIG_JSON, opaque_weights, safetensors_bytes
+from tests.artifacts import CONFIG_JSON, pickled_weights, safetensors_bytes
 from tests.client import HubClient
 from tests.conftest import AirlockFactory
 from tests.cutting_proxy import CuttingProxy
@@ -28,7 +28,7 @@ def files(hub: FakeHub) -> dict[str, bytes]:
     content = {
         "config.json": CONFIG_JSON,
         "model.safetensors": safetensors_bytes(3_000_000),
-        "pytorch_model.bin": opaque_weights(200_000),
+        "pytorch_model.bin": pickled_weights(200_000),
     }
     hub.add_repo(REPO, content)
     return content
