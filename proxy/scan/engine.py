@@ -44,12 +44,25 @@ class Limits:
     max_member_bytes: int = 32 * 1024**3  # one decompressed member
     max_total_bytes: int = 128 * 1024**3  # everything decompressed for one file
     max_members: int = 100_000
+    # Wall time for one file, all its members included; checked between members.
+    time_limit_s: float = 300.0
 
 
 class _Budget:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.spent_bytes = 0
+        self.deadline = time.monotonic() + limits.time_limit_s
+
+    def out_of_time(self, where: str) -> Finding | None:
+        if time.monotonic() <= self.deadline:
+            return None
+        return Finding(
+            "scan-time-limit",
+            Severity.HIGH,
+            f"scanning took longer than {self.limits.time_limit_s:g} s; the rest was not scanned",
+            where or None,
+        )
 
     def spend(self, size: int, where: str) -> Finding | None:
         self.spent_bytes += size
@@ -106,6 +119,9 @@ def _scan(
     mismatch = sniff.name_mismatch(name, kinds)
     if mismatch is not None:
         findings.append(_at(mismatch, where))
+    late = budget.out_of_time(where)
+    if late is not None:
+        return kinds, [*findings, late]
     if depth > budget.limits.max_depth:
         findings.append(
             Finding("archive-depth", Severity.HIGH, "containers nested too deeply", where or None)
@@ -219,6 +235,9 @@ def _scan_zip(
     findings = list(listing.findings)
     for member in listing.members:
         member_where = f"{where}/{member.name}" if where else member.name
+        late = budget.out_of_time(member_where)
+        if late is not None:
+            return [*findings, late]
         if member.is_symlink or member.method not in (0, 8):
             continue  # reported by the listing; never followed or inflated
         bomb = budget.spend(member.uncompressed_size, member_where)
@@ -370,6 +389,10 @@ def _scan_tar(handle: BinaryIO, where: str, depth: int, budget: _Budget) -> list
         with tarfile.open(fileobj=handle, mode="r:") as archive:
             for count, info in enumerate(archive):
                 member_where = f"{where}/{info.name}" if where else info.name
+                late = budget.out_of_time(member_where)
+                if late is not None:
+                    findings.append(late)
+                    break
                 if count >= budget.limits.max_members:
                     findings.append(
                         Finding("archive-bomb", Severity.HIGH, "too many members", member_where)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from proxy.policy import Verdict, decide
-from proxy.scan.engine import scan_path
+from proxy.scan.engine import Limits, scan_path
 from tests.artifacts import safetensors_bytes
 from tests.scan.conftest import needs_torch
 
@@ -194,3 +194,15 @@ def test_real_checkpoints_through_the_engine(
             assert {f.rule for f in report.findings} == {"pickle-global-not-allowed"}
         else:
             assert verdict is Verdict.ALLOW, (entry["file"], report.findings)
+
+
+def test_a_scan_that_runs_out_of_time_is_a_finding(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(50):
+            archive.writestr(f"m{index}.pkl", benign_pickle())
+    path = tmp_path / "many.zip"
+    path.write_bytes(buffer.getvalue())
+    report = scan_path(path, limits=Limits(time_limit_s=0.0))
+    assert [f.rule for f in report.findings] == ["scan-time-limit"]
+    assert decide(report).verdict is Verdict.BLOCK
