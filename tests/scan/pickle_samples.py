@@ -651,6 +651,14 @@ def _simple(module: str, name: str, *args: str, proto: int = 2) -> Callable[[str
     return build
 
 
+def _calls(
+    case_id: str, source: str, module: str, qualname: str, *args: str, proto: int = 2
+) -> Malicious:
+    """A sample that calls `module.qualname(*args)`, which the scan must report by name."""
+    build = _simple(module, qualname, *args, proto=proto)
+    return Malicious(case_id, source, build, global_=(module, qualname))
+
+
 def _asyncio_transport(marker: str) -> bytes:
     # CVE-2025-10157 (JFrog): asyncio.unix_events._UnixSubprocessTransport._start, a dotted
     # qualname in a submodule of a denylisted package.
@@ -854,29 +862,26 @@ def _big_bytes_truncated(marker: str) -> bytes:
 
 
 MALICIOUS: tuple[Malicious, ...] = (
-    Malicious(
-        "global_reduce_os_system",
-        "classic __reduce__ payload",
-        _simple("os", "system", "touch {marker}"),
-        global_=("os", "system"),
+    _calls(
+        "global_reduce_os_system", "classic __reduce__ payload", "os", "system", "touch {marker}"
     ),
-    Malicious(
+    _calls(
         "global_reduce_posix_system",
         "classic (os.system pickles as posix.system)",
-        _simple("posix", "system", "touch {marker}"),
-        global_=("posix", "system"),
+        "posix",
+        "system",
+        "touch {marker}",
     ),
-    Malicious(
-        "global_reduce_nt_system",
-        "classic (Windows spelling)",
-        _simple("nt", "system", "touch {marker}"),
-        global_=("nt", "system"),
+    _calls(
+        "global_reduce_nt_system", "classic (Windows spelling)", "nt", "system", "touch {marker}"
     ),
-    Malicious(
+    _calls(
         "stack_global_os_system",
         "protocol 4 STACK_GLOBAL",
-        _simple("os", "system", "touch {marker}", proto=4),
-        global_=("os", "system"),
+        "os",
+        "system",
+        "touch {marker}",
+        proto=4,
     ),
     Malicious("inst_os_system", "protocol 0 INST opcode", _inst, global_=("os", "system")),
     Malicious("obj_os_system", "protocol 1 OBJ opcode", _obj, global_=("os", "system")),
@@ -1000,11 +1005,8 @@ MALICIOUS: tuple[Malicious, ...] = (
         _simple("commands", "getoutput", "touch {marker}"),
         global_=("subprocess", "getoutput"),
     ),
-    Malicious(
-        "pip_main",
-        "CVE-2025-1716 (Sonatype)",
-        _simple("pip", "main", "install", "--dry-run", "nothing"),
-        global_=("pip", "main"),
+    _calls(
+        "pip_main", "CVE-2025-1716 (Sonatype)", "pip", "main", "install", "--dry-run", "nothing"
     ),
     Malicious(
         "asyncio_unix_subprocess_transport",
@@ -1012,108 +1014,65 @@ MALICIOUS: tuple[Malicious, ...] = (
         _asyncio_transport,
         global_=("asyncio.unix_events", "_UnixSubprocessTransport._start"),
     ),
-    Malicious(
+    _calls(
         "pkgutil_resolve_name",
         "ModelAudit universal picklescan bypass (2025-26)",
-        _simple("pkgutil", "resolve_name", "os:system"),
-        global_=("pkgutil", "resolve_name"),
+        "pkgutil",
+        "resolve_name",
+        "os:system",
     ),
-    Malicious(
+    _calls(
         "uuid_get_command_stdout",
         "CVE-2026-56315",
-        _simple("uuid", "_get_command_stdout", "touch", "{marker}"),
-        global_=("uuid", "_get_command_stdout"),
+        "uuid",
+        "_get_command_stdout",
+        "touch",
+        "{marker}",
     ),
-    Malicious(
-        "imaplib_imap4_stream",
-        "CVE-2026-56315",
-        _simple("imaplib", "IMAP4_stream", "touch {marker}"),
-        global_=("imaplib", "IMAP4_stream"),
-    ),
-    Malicious(
+    _calls("imaplib_imap4_stream", "CVE-2026-56315", "imaplib", "IMAP4_stream", "touch {marker}"),
+    _calls(
         "osx_support_read_output",
         "CVE-2026-56315",
-        _simple("_osx_support", "_read_output", "touch {marker}"),
-        global_=("_osx_support", "_read_output"),
+        "_osx_support",
+        "_read_output",
+        "touch {marker}",
     ),
-    Malicious(
-        "pyrepl_pager",
-        "CVE-2026-56315",
-        _simple("_pyrepl.pager", "pipe_pager", "x", "touch {marker}"),
-        global_=("_pyrepl.pager", "pipe_pager"),
-    ),
-    Malicious(
-        "logging_filehandler",
-        "CVE-2026-56304",
-        _simple("logging", "FileHandler", "{marker}"),
-        global_=("logging", "FileHandler"),
-    ),
-    Malicious(
+    _calls("pyrepl_pager", "CVE-2026-56315", "_pyrepl.pager", "pipe_pager", "x", "touch {marker}"),
+    _calls("logging_filehandler", "CVE-2026-56304", "logging", "FileHandler", "{marker}"),
+    _calls(
         "io_open",
         "HF PoC vs picklescan 1.0.5 + modelscan 0.8.8 (2026)",
-        _simple("io", "open", "{marker}", "w"),
-        global_=("io", "open"),
+        "io",
+        "open",
+        "{marker}",
+        "w",
     ),
-    Malicious(
-        "bz2_open",
-        "HF PoC (2026)",
-        _simple("bz2", "open", "{marker}", "w"),
-        global_=("bz2", "open"),
-    ),
-    Malicious(
-        "gzip_open",
-        "HF PoC (2026)",
-        _simple("gzip", "open", "{marker}", "w"),
-        global_=("gzip", "open"),
-    ),
-    Malicious(
-        "lzma_open",
-        "HF PoC (2026)",
-        _simple("lzma", "open", "{marker}", "w"),
-        global_=("lzma", "open"),
-    ),
-    Malicious(
-        "sqlite3_connect",
-        "HF PoC (2026)",
-        _simple("sqlite3", "connect", "{marker}"),
-        global_=("sqlite3", "connect"),
-    ),
-    Malicious(
+    _calls("bz2_open", "HF PoC (2026)", "bz2", "open", "{marker}", "w"),
+    _calls("gzip_open", "HF PoC (2026)", "gzip", "open", "{marker}", "w"),
+    _calls("lzma_open", "HF PoC (2026)", "lzma", "open", "{marker}", "w"),
+    _calls("sqlite3_connect", "HF PoC (2026)", "sqlite3", "connect", "{marker}"),
+    _calls(
         "torch_collect_env_run",
         "modelscan issue #338 (library gadget)",
-        _simple("torch.utils.collect_env", "run", "touch {marker}"),
-        global_=("torch.utils.collect_env", "run"),
+        "torch.utils.collect_env",
+        "run",
+        "touch {marker}",
     ),
-    Malicious(
+    _calls(
         "multiprocessing_spawnv_passfds",
         "modelscan issue #338 (library gadget)",
-        _simple("multiprocessing.util", "spawnv_passfds", "/usr/bin/touch"),
-        global_=("multiprocessing.util", "spawnv_passfds"),
+        "multiprocessing.util",
+        "spawnv_passfds",
+        "/usr/bin/touch",
     ),
-    Malicious(
-        "timeit_timeit",
-        "modelscan PR #313 list",
-        _simple("timeit", "timeit", f"open({'{marker}'!r}, 'w')"),
-        global_=("timeit", "timeit"),
+    _calls(
+        "timeit_timeit", "modelscan PR #313 list", "timeit", "timeit", f"open({'{marker}'!r}, 'w')"
     ),
-    Malicious(
-        "cprofile_run",
-        "modelscan PR #313 list",
-        _simple("cProfile", "run", "open('{marker}', 'w')"),
-        global_=("cProfile", "run"),
+    _calls("cprofile_run", "modelscan PR #313 list", "cProfile", "run", "open('{marker}', 'w')"),
+    _calls(
+        "code_interactive_interpreter", "modelscan PR #313 list", "code", "InteractiveInterpreter"
     ),
-    Malicious(
-        "code_interactive_interpreter",
-        "modelscan PR #313 list",
-        _simple("code", "InteractiveInterpreter"),
-        global_=("code", "InteractiveInterpreter"),
-    ),
-    Malicious(
-        "ensurepip_run_pip",
-        "modelscan PR #313 list",
-        _simple("ensurepip", "_run_pip", "--version"),
-        global_=("ensurepip", "_run_pip"),
-    ),
+    _calls("ensurepip_run_pip", "modelscan PR #313 list", "ensurepip", "_run_pip", "--version"),
     Malicious(
         "functools_partial_build_kwargs",
         "threats.md 4.7 (partial + BUILD kwargs)",
@@ -1138,18 +1097,8 @@ MALICIOUS: tuple[Malicious, ...] = (
         _base64_embedded,
         global_=("_pickle", "loads"),
     ),
-    Malicious(
-        "builtins_exec",
-        "classic",
-        _simple("builtins", "exec", "open('{marker}','w')"),
-        global_=("builtins", "exec"),
-    ),
-    Malicious(
-        "runpy_run_path",
-        "classic",
-        _simple("runpy", "run_path", "{marker}"),
-        global_=("runpy", "run_path"),
-    ),
+    _calls("builtins_exec", "classic", "builtins", "exec", "open('{marker}','w')"),
+    _calls("runpy_run_path", "classic", "runpy", "run_path", "{marker}"),
     Malicious(
         "nullifai_truncated_after_payload",
         "nullifAI (ReversingLabs, Feb 2025)",
