@@ -31,6 +31,7 @@ from bench.common import (
     MIB,
     Children,
     Download,
+    bench_parser,
     check_quiet_machine,
     cpu_meter,
     curl_download,
@@ -55,11 +56,7 @@ TARGET_RSS_MB = 150.0
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.cold", description=__doc__)
-    parser.add_argument("--size-mb", type=int, default=1024, help="file size in MiB")
-    parser.add_argument("--rounds", type=int, default=5, help="measured downloads per contender")
-    parser.add_argument("--tmp-dir", type=Path, default=None, help="parent of the work dir")
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (for debugging)")
+    parser = bench_parser("python -m bench.cold", __doc__, rounds=5)
     parser.add_argument(
         "--upstream-mb-s",
         type=float,

@@ -6,6 +6,7 @@ are stopped (SIGTERM, then SIGKILL) when it ends, whatever the reason.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -245,6 +246,18 @@ class Children:
                 self.stop(child)
             except Exception as exc:  # keep stopping the others
                 log(f"could not stop {child.name} (pid {child.pid}): {exc}")
+
+
+def bench_parser(prog: str, description: str | None, *, rounds: int) -> argparse.ArgumentParser:
+    """The options every benchmark takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--size-mb", type=int, default=1024, help="file size in MiB")
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help="measured downloads per contender"
+    )
+    parser.add_argument("--tmp-dir", type=Path, default=None, help="parent of the work dir")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (for debugging)")
+    return parser
 
 
 def wait_for_file(path: Path, timeout_s: float) -> bool:

@@ -15,7 +15,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from bench.common import (
     MIB,
     Children,
     Download,
+    bench_parser,
     check_quiet_machine,
     cpu_meter,
     curl_download,
@@ -41,6 +41,7 @@ from bench.common import (
     start_nginx,
     table,
     verdict,
+    wait_for_file,
     write_json,
     write_safetensors,
 )
@@ -52,20 +53,7 @@ TARGET_RSS_MB = 150.0
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.warm", description=__doc__)
-    parser.add_argument("--size-mb", type=int, default=1024, help="file size in MiB")
-    parser.add_argument("--rounds", type=int, default=7, help="measured downloads per contender")
-    parser.add_argument("--tmp-dir", type=Path, default=None, help="parent of the work dir")
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (for debugging)")
-    return parser.parse_args(argv)
-
-
-def _wait_for_blob(path: Path, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.is_file():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Airlock did not store the blob at {path}")
-        time.sleep(0.1)
+    return bench_parser("python -m bench.warm", __doc__, rounds=7).parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             f"{airlock.url}/{REPO}/resolve/main/{FILE}", follow=True, expect_bytes=size
         )
         blob = data_dir / "blobs" / sha256
-        _wait_for_blob(blob)
+        if not wait_for_file(blob, timeout_s=60.0):
+            raise RuntimeError(f"Airlock did not store the blob at {blob}")
         fill_peak_mb = peak_rss_mb(airlock.pid)
         reset_ok = reset_peak_rss(airlock.pid)
 
