@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from proxy.policy import BLOCK_AT
-from proxy.scan import safetensors, sniff, zipread
+from proxy.scan import keras, onnx, safetensors, sniff, zipread
 from proxy.scan.allowlist import LoadContext
 from proxy.scan.pickles import scan_pickle_stream
 from proxy.scan.report import Finding, Format, ScanReport, Severity
 
 HEAD_BYTES = 64 * 1024
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
 TAIL_BYTES = 64 * 1024 + 22
 SCANNER_NAME = "airlock-engine"
 
@@ -158,6 +159,8 @@ def _scan_kind(
         return _scan_tar(handle, where, depth, budget)
     if kind is sniff.Kind.JSON:
         return _scan_json(handle, size, where)
+    if kind is sniff.Kind.ONNX:
+        return onnx.check(handle, size, location_prefix=_prefix(where))
     if kind is sniff.Kind.PYTHON_SOURCE:
         return [
             Finding(
@@ -177,6 +180,10 @@ def _scan_kind(
             where or None,
         )
     ]
+
+
+def _prefix(where: str) -> str:
+    return f"{where}: " if where else ""
 
 
 def _at(finding: Finding, where: str) -> Finding:
@@ -233,6 +240,8 @@ def _scan_zip(
         handle, size, location_prefix=where, max_members=budget.limits.max_members
     )
     findings = list(listing.findings)
+    if keras.check_archive_members([member.name for member in listing.members]):
+        findings.extend(_scan_keras_config(handle, listing, where, budget))
     for member in listing.members:
         member_where = f"{where}/{member.name}" if where else member.name
         late = budget.out_of_time(member_where)
@@ -264,6 +273,21 @@ def _scan_zip(
                 )
             )
     return findings
+
+
+def _scan_keras_config(
+    handle: BinaryIO, listing: zipread.ZipListing, where: str, budget: _Budget
+) -> list[Finding]:
+    """A Keras v3 archive: its config.json decides which classes and functions load runs."""
+    member = next((m for m in listing.members if m.name == "config.json"), None)
+    config_where = f"{where}/config.json" if where else "config.json"
+    if member is None or member.uncompressed_size > MAX_CONFIG_BYTES:
+        return [Finding("keras-malformed", Severity.HIGH, "no readable config.json", config_where)]
+    try:
+        data = zipread.open_member(handle, member, max_bytes=MAX_CONFIG_BYTES).read()
+    except ValueError as exc:
+        return [Finding("keras-malformed", Severity.HIGH, str(exc), config_where)]
+    return keras.check_config(data, location=config_where)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,10 @@ from proxy.policy import Verdict, decide
 from proxy.scan.engine import Limits, scan_path
 from tests.artifacts import safetensors_bytes
 from tests.scan.conftest import needs_torch
+from tests.scan.test_onnx import external as onnx_external
+from tests.scan.test_onnx import graph as onnx_graph
+from tests.scan.test_onnx import model as onnx_proto
+from tests.scan.test_onnx import tensor as onnx_tensor
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 
@@ -46,6 +50,39 @@ def torch_like_zip(data_pkl: bytes, *, prefix: bytes = b"") -> bytes:
         archive.writestr("archive/data/0", b"\x00" * 64)
         archive.writestr("archive/version", b"3\n")
     return prefix + buffer.getvalue()
+
+
+def keras_archive(layers: list[dict[str, object]]) -> bytes:
+    """A Keras v3 `.keras` file: config.json, metadata.json and the weights at the root."""
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {"name": "sequential", "layers": layers},
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.13.2"}))
+        archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    return buffer.getvalue()
+
+
+DENSE = {
+    "module": "keras.layers",
+    "class_name": "Dense",
+    "config": {"name": "dense", "units": 4, "activation": "relu"},
+}
+# CVE-2024-3660: a Lambda layer carries marshalled bytecode that runs at load time.
+LAMBDA = {
+    "module": "keras.layers",
+    "class_name": "Lambda",
+    "config": {"name": "l", "function": {"class_name": "__lambda__", "config": {"code": "4wEA"}}},
+}
+
+
+def onnx_model(location: str | None) -> bytes:
+    external = onnx_external(location) if location is not None else None
+    return onnx_proto(onnx_graph("g", initializers=[onnx_tensor("w", external=external)]))
 
 
 def npy_object_array(payload: bytes) -> bytes:
@@ -80,6 +117,8 @@ BENIGN: dict[str, Callable[[Path], bytes]] = {
     "config.json": lambda m: b'{"model_type": "bert"}',
     "README.md": lambda m: b"# a model\n",
     "notes.txt.gz": lambda m: gzip.compress(b"hello"),
+    "model.keras": lambda m: keras_archive([DENSE]),
+    "model.onnx": lambda m: onnx_model("model.onnx.data"),
 }
 
 MALICIOUS: dict[str, tuple[str, Callable[[Path], bytes]]] = {
@@ -104,6 +143,11 @@ MALICIOUS: dict[str, tuple[str, Callable[[Path], bytes]]] = {
         lambda m: json.dumps({"auto_map": {"AutoModel": "modeling_x.XModel"}}).encode(),
     ),
     "python source": ("modeling_x.py", lambda m: b"import os\n\nclass XModel:\n    pass\n"),
+    "keras lambda layer": ("model.keras", lambda m: keras_archive([DENSE, LAMBDA])),
+    "onnx external data outside the model dir": (
+        "model.onnx",
+        lambda m: onnx_model("../../etc/passwd"),
+    ),
 }
 
 
