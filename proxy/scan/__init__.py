@@ -13,9 +13,11 @@ from proxy.scan.report import Finding, Format, ScanReport, Severity
 
 # pickletools' protocol-0 string readers, used to walk untrusted opcodes, warn on every odd
 # escape in a file's bytes; those are findings for the scanner to judge, not Python warnings.
-warnings.filterwarnings(
-    "ignore", message="invalid escape sequence", category=DeprecationWarning, module="pickletools"
-)
+# Jinja's lexer does the same on odd chat templates.
+for _module in ("pickletools", "jinja2"):
+    warnings.filterwarnings(
+        "ignore", message="invalid escape sequence", category=DeprecationWarning, module=_module
+    )
 
 
 class Scanner(Protocol):

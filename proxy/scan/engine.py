@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from proxy.policy import BLOCK_AT
-from proxy.scan import keras, onnx, safetensors, sniff, zipread
+from proxy.scan import gguf, keras, onnx, safetensors, sniff, templates, zipread
 from proxy.scan.allowlist import LoadContext
 from proxy.scan.pickles import scan_pickle_stream
 from proxy.scan.report import Finding, Format, ScanReport, Severity
@@ -161,6 +161,8 @@ def _scan_kind(
         return _scan_json(handle, size, where)
     if kind is sniff.Kind.ONNX:
         return onnx.check(handle, size, location_prefix=_prefix(where))
+    if kind is sniff.Kind.GGUF:
+        return gguf.check(handle, size, location_prefix=_prefix(where))
     if kind is sniff.Kind.PYTHON_SOURCE:
         return [
             Finding(
@@ -459,21 +461,43 @@ def _scan_tar(handle: BinaryIO, where: str, depth: int, budget: _Budget) -> list
 
 
 def _scan_json(handle: BinaryIO, size: int, where: str) -> list[Finding]:
-    """Configs that make transformers import code from the repo (trust_remote_code)."""
-    if size > 64 * 1024 * 1024:
+    """Configs that make transformers import repository code (`auto_map`, trust_remote_code)
+    and chat templates (`tokenizer_config.json`), which non-sandboxed renderers execute."""
+    if size > MAX_CONFIG_BYTES:
         return []
     try:
         parsed = json.loads(handle.read().decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError):
         return []
-    if isinstance(parsed, dict) and isinstance(parsed.get("auto_map"), dict) and parsed["auto_map"]:
-        targets = ", ".join(sorted({str(v) for v in parsed["auto_map"].values()}))[:300]
-        return [
+    if not isinstance(parsed, dict):
+        return []
+    findings: list[Finding] = []
+    auto_map = parsed.get("auto_map")
+    if isinstance(auto_map, dict) and auto_map:
+        targets = ", ".join(sorted({str(v) for v in auto_map.values()}))[:300]
+        findings.append(
             Finding(
                 "custom-code",
                 Severity.HIGH,
                 f"auto_map makes transformers import repository code: {targets}",
                 where or None,
             )
+        )
+    for name, source in _chat_templates(parsed.get("chat_template")):
+        findings.extend(
+            templates.check_template(source, location=f"{_prefix(where)}chat_template{name}")
+        )
+    return findings
+
+
+def _chat_templates(value: object) -> list[tuple[str, str]]:
+    """A chat template is one string, or a list of {"name", "template"} entries."""
+    if isinstance(value, str):
+        return [("", value)]
+    if isinstance(value, list):
+        return [
+            (f".{entry.get('name')}", entry["template"])
+            for entry in value
+            if isinstance(entry, dict) and isinstance(entry.get("template"), str)
         ]
     return []

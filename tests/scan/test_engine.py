@@ -23,12 +23,17 @@ import pytest
 
 from proxy.policy import Verdict, decide
 from proxy.scan.engine import Limits, scan_path
+from proxy.scan.gguf import ValueType as GGUFType
 from tests.artifacts import safetensors_bytes
 from tests.scan.conftest import needs_torch
+from tests.scan.test_gguf import TENSORS as GGUF_TENSORS
+from tests.scan.test_gguf import build as gguf_build
+from tests.scan.test_gguf import kv as gguf_kv
 from tests.scan.test_onnx import external as onnx_external
 from tests.scan.test_onnx import graph as onnx_graph
 from tests.scan.test_onnx import model as onnx_proto
 from tests.scan.test_onnx import tensor as onnx_tensor
+from tests.scan.test_templates import CHATML
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 
@@ -67,13 +72,13 @@ def keras_archive(layers: list[dict[str, object]]) -> bytes:
     return buffer.getvalue()
 
 
-DENSE = {
+DENSE: dict[str, object] = {
     "module": "keras.layers",
     "class_name": "Dense",
     "config": {"name": "dense", "units": 4, "activation": "relu"},
 }
 # CVE-2024-3660: a Lambda layer carries marshalled bytecode that runs at load time.
-LAMBDA = {
+LAMBDA: dict[str, object] = {
     "module": "keras.layers",
     "class_name": "Lambda",
     "config": {"name": "l", "function": {"class_name": "__lambda__", "config": {"code": "4wEA"}}},
@@ -83,6 +88,17 @@ LAMBDA = {
 def onnx_model(location: str | None) -> bytes:
     external = onnx_external(location) if location is not None else None
     return onnx_proto(onnx_graph("g", initializers=[onnx_tensor("w", external=external)]))
+
+
+SSTI = "{{ cycler.__init__.__globals__.os.popen('touch marker').read() }}"  # CVE-2024-34359
+
+
+def gguf_model(template: str) -> bytes:
+    return gguf_build([gguf_kv("tokenizer.chat_template", GGUFType.STRING, template)], GGUF_TENSORS)
+
+
+def tokenizer_config(template: str) -> bytes:
+    return json.dumps({"model_max_length": 512, "chat_template": template}).encode()
 
 
 def npy_object_array(payload: bytes) -> bytes:
@@ -119,6 +135,8 @@ BENIGN: dict[str, Callable[[Path], bytes]] = {
     "notes.txt.gz": lambda m: gzip.compress(b"hello"),
     "model.keras": lambda m: keras_archive([DENSE]),
     "model.onnx": lambda m: onnx_model("model.onnx.data"),
+    "model.gguf": lambda m: gguf_model(CHATML),
+    "tokenizer_config.json": lambda m: tokenizer_config(CHATML),
 }
 
 MALICIOUS: dict[str, tuple[str, Callable[[Path], bytes]]] = {
@@ -144,6 +162,11 @@ MALICIOUS: dict[str, tuple[str, Callable[[Path], bytes]]] = {
     ),
     "python source": ("modeling_x.py", lambda m: b"import os\n\nclass XModel:\n    pass\n"),
     "keras lambda layer": ("model.keras", lambda m: keras_archive([DENSE, LAMBDA])),
+    "gguf chat template ssti": ("model.gguf", lambda m: gguf_model(SSTI)),
+    "tokenizer_config chat template ssti": (
+        "tokenizer_config.json",
+        lambda m: tokenizer_config(SSTI),
+    ),
     "onnx external data outside the model dir": (
         "model.onnx",
         lambda m: onnx_model("../../etc/passwd"),
