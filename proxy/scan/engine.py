@@ -172,6 +172,18 @@ def _scan_kind(
                 where or None,
             )
         ]
+    if kind in (sniff.Kind.SEVEN_ZIP, sniff.Kind.ZSTD):
+        # A container Airlock cannot open may hold anything (nullifAI shipped a 7z-compressed
+        # PyTorch archive): fail closed.
+        return [
+            Finding(
+                "archive-not-scanned",
+                Severity.HIGH,
+                f"{kind.value} archives cannot be opened by this engine, so their content "
+                "was not scanned",
+                where or None,
+            )
+        ]
     if kind is sniff.Kind.TEXT or depth > 0:
         return []  # raw bytes inside a container (tensor storage) are expected
     return [

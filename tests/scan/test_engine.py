@@ -148,6 +148,7 @@ MALICIOUS: dict[str, tuple[str, Callable[[Path], bytes]]] = {
         "pytorch_model.bin",
         lambda m: torch_like_zip(benign_pickle(), prefix=system_pickle(m)),
     ),
+    "7z archive (nullifAI)": ("pytorch_model.bin", lambda m: b"7z\xbc\xaf\x27\x1c" + b"\0" * 64),
     "gzip-wrapped pickle": ("weights.pkl.gz", lambda m: gzip.compress(system_pickle(m))),
     "joblib-style zlib pickle": ("model.joblib", lambda m: zlib.compress(system_pickle(m))),
     "joblib-style lzma pickle": (
