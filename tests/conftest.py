@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
+from proxy import log
 from proxy.scan import Scanner
 from proxy.settings import Settings
 from tests.airlock_server import RunningAirlock
@@ -50,6 +53,17 @@ def loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quiet_json_logs() -> Iterator[None]:
+    """Airlock's JSON logs go through stdlib logging (pytest shows them for failing tests)
+    instead of structlog's default printer, which writes past pytest's capture from server
+    threads."""
+    with open(os.devnull, "w") as devnull:
+        log.configure("info", stream=devnull)
+        yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

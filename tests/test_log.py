@@ -13,6 +13,8 @@ from proxy import log
 
 def test_events_are_json_with_secrets_redacted() -> None:
     stream = io.StringIO()
+    saved_config = structlog.get_config()
+    saved_handlers = logging.getLogger().handlers[:]
     log.configure("info", stream=stream)
     try:
         structlog.get_logger("t").info(
@@ -23,8 +25,8 @@ def test_events_are_json_with_secrets_redacted() -> None:
         )
         logging.getLogger("aiohttp.server").warning("stdlib says Basic dXNlcjpwYXNz")
     finally:
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
+        structlog.configure(**saved_config)
+        logging.getLogger().handlers[:] = saved_handlers
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines[0]["event"] == "upstream_fetched"
     assert lines[0]["level"] == "info"
