@@ -29,7 +29,7 @@ from proxy.policy import BLOCK_AT
 from proxy.scan import gguf, keras, onnx, safetensors, sniff, templates, zipread
 from proxy.scan.allowlist import LoadContext
 from proxy.scan.pickles import scan_pickle_stream
-from proxy.scan.report import Finding, Format, ScanReport, Severity
+from proxy.scan.report import Finding, ScanReport, Severity
 
 HEAD_BYTES = 64 * 1024
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
@@ -84,20 +84,10 @@ def scan_path(path: Path, *, name: str | None = None, limits: Limits | None = No
     with path.open("rb") as handle:
         size = path.stat().st_size
         kinds, findings = _scan(handle, size, name or path.name, "", 0, budget)
-    fmt = _format_of(kinds)
+    fmt = kinds[0]  # the most specific reading
     return ScanReport(
         fmt, SCANNER_NAME, tuple(findings), round((time.perf_counter() - started) * 1000, 3)
     )
-
-
-def _format_of(kinds: tuple[sniff.Kind, ...]) -> Format:
-    if sniff.Kind.SAFETENSORS in kinds:
-        return Format.SAFETENSORS
-    if sniff.Kind.ZIP in kinds:
-        return Format.ZIP
-    if sniff.Kind.PICKLE in kinds:
-        return Format.PICKLE
-    return Format.UNKNOWN
 
 
 def _read_edges(handle: BinaryIO, size: int) -> tuple[bytes, bytes]:

@@ -18,12 +18,28 @@ class Severity(IntEnum):
 
 
 class Format(StrEnum):
-    """What a file is, by its content (never by its name)."""
+    """What a file is, by its content (never by its name): every reading `sniff` can make."""
 
     SAFETENSORS = "safetensors"
-    PICKLE = "pickle"  # one or more raw pickles (legacy torch files are several in a row)
-    PYTORCH_ZIP = "pytorch-zip"  # torch.save's zip archive with a data.pkl
+    PICKLE = "pickle"
     ZIP = "zip"
+    TAR = "tar"
+    GZIP = "gzip"
+    BZIP2 = "bzip2"
+    XZ = "xz"
+    ZSTD = "zstd"
+    ZLIB = "zlib"  # joblib's default compressor writes a bare zlib stream
+    LZMA = "lzma"  # the legacy .lzma ("alone") format, one of joblib's compressors
+    SEVEN_ZIP = "7z"
+    NUMPY = "numpy"
+    GGUF = "gguf"
+    HDF5 = "hdf5"
+    ONNX = "onnx"
+    TFLITE = "tflite"
+    PROTOBUF_SAVEDMODEL = "savedmodel"
+    JSON = "json"
+    PYTHON_SOURCE = "python"
+    TEXT = "text"
     UNKNOWN = "unknown"
 
 

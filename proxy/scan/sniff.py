@@ -21,37 +21,16 @@ import tokenize
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 
 from proxy.scan import safetensors, zipread
-from proxy.scan.report import Finding, Severity
+from proxy.scan.report import Finding, Format, Severity
+
+# A reading of a file is a report format: one vocabulary for sniffing and for reports.
+Kind = Format
 
 HEAD_BYTES = 64 << 10
 TAIL_BYTES = (64 << 10) + 22
-
-
-class Kind(StrEnum):
-    SAFETENSORS = "safetensors"
-    PICKLE = "pickle"
-    ZIP = "zip"
-    TAR = "tar"
-    GZIP = "gzip"
-    BZIP2 = "bzip2"
-    XZ = "xz"
-    ZSTD = "zstd"
-    ZLIB = "zlib"  # joblib's default compressor writes a bare zlib stream
-    LZMA = "lzma"  # the legacy .lzma ("alone") format, one of joblib's compressors
-    SEVEN_ZIP = "7z"
-    NUMPY = "numpy"
-    GGUF = "gguf"
-    HDF5 = "hdf5"
-    ONNX = "onnx"
-    TFLITE = "tflite"
-    PROTOBUF_SAVEDMODEL = "savedmodel"
-    JSON = "json"
-    PYTHON_SOURCE = "python"
-    TEXT = "text"
-    UNKNOWN = "unknown"
 
 
 def sniff(head: bytes, *, size: int, tail: bytes = b"") -> tuple[Kind, ...]:
