@@ -22,14 +22,11 @@ import argparse
 import http.client
 import shutil
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bench.common import (
     MIB,
-    Children,
     Download,
     bench_parser,
     check_quiet_machine,
@@ -45,6 +42,7 @@ from bench.common import (
     table,
     verdict,
     wait_for_file,
+    workspace,
     write_json,
     write_safetensors,
 )
@@ -80,9 +78,7 @@ def head_location(url: str) -> tuple[int, str]:
 
 def run(args: argparse.Namespace) -> int:
     ensure_curl()
-    work = Path(tempfile.mkdtemp(prefix="airlock-bench-cold-", dir=args.tmp_dir))
-    children = Children()
-    try:
+    with workspace("cold", args) as (work, children):
         size = args.size_mb * MIB
         source = work / FILE
         log(f"writing a {args.size_mb} MiB safetensors file in {work}")
@@ -210,12 +206,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"CPU busy with other work before the rounds: {background_pct:.0f}%")
         print(f"results: {path}")
         return 0 if ratio_ok and rss_ok else 1
-    finally:
-        children.stop_all()
-        if args.keep:
-            log(f"work dir kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -258,6 +259,22 @@ def bench_parser(prog: str, description: str | None, *, rounds: int) -> argparse
     parser.add_argument("--tmp-dir", type=Path, default=None, help="parent of the work dir")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (for debugging)")
     return parser
+
+
+@contextlib.contextmanager
+def workspace(name: str, args: argparse.Namespace) -> Iterator[tuple[Path, Children]]:
+    """A temporary work dir and the processes a benchmark starts; at the end (errors and
+    Ctrl-C included) the processes are stopped and the dir deleted, unless --keep."""
+    work = Path(tempfile.mkdtemp(prefix=f"airlock-bench-{name}-", dir=args.tmp_dir))
+    children = Children()
+    try:
+        yield work, children
+    finally:
+        children.stop_all()
+        if args.keep:
+            log(f"work dir kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def wait_for_file(path: Path, timeout_s: float) -> bool:

@@ -12,15 +12,11 @@ Targets: Airlock's throughput >= 0.85 x nginx's; Airlock's peak RSS < 150 MB.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
     MIB,
-    Children,
     Download,
     bench_parser,
     check_quiet_machine,
@@ -42,6 +38,7 @@ from bench.common import (
     table,
     verdict,
     wait_for_file,
+    workspace,
     write_json,
     write_safetensors,
 )
@@ -59,9 +56,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     ensure_curl()
     ensure_nginx()  # installs it (apt) when missing, before anything is timed
-    work = Path(tempfile.mkdtemp(prefix="airlock-bench-warm-", dir=args.tmp_dir))
-    children = Children()
-    try:
+    with workspace("warm", args) as (work, children):
         size = args.size_mb * MIB
         source = work / FILE
         log(f"writing a {args.size_mb} MiB safetensors file in {work}")
@@ -186,12 +181,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"CPU busy with other work before the rounds: {background_pct:.0f}%")
         print(f"results: {path}")
         return 0 if ratio_ok and rss_ok and bytes_ok else 1
-    finally:
-        children.stop_all()
-        if args.keep:
-            log(f"work dir kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
