@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 import structlog
-from aiohttp import web
 
 from proxy import __version__, log
 from proxy.errors import ConfigError
@@ -39,7 +38,11 @@ def serve(upstream: str | None, data_dir: Path | None, host: str | None, port: i
         click.echo(f"airlock: configuration error: {exc}", err=True)
         sys.exit(2)
     log.configure(settings.log_level)
-    from proxy.app import create_app  # after logging is configured
+    # Imported here, after logging is configured, and so that `airlock scan` starts without
+    # loading the web stack.
+    from aiohttp import web
+
+    from proxy.app import create_app
 
     endpoint = f"http://{settings.host}:{settings.port}"
     structlog.get_logger(__name__).info(
