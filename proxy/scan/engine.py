@@ -138,7 +138,9 @@ def _scan_kind(
         return _scan_safetensors(handle, size, where)
     if kind is sniff.Kind.PICKLE:
         # A pickle in front of a zip is what torch.load would unpickle (polyglot).
-        return _scan_pickles(handle, TORCH_LOAD if sniff.Kind.ZIP in kinds else ANY_LOADER, where)
+        return _scan_pickles(
+            handle, TORCH_LOAD if sniff.Kind.ZIP in kinds else _loaders(name), where
+        )
     if kind is sniff.Kind.ZIP:
         return _scan_zip(handle, size, where, depth, budget)
     if kind is sniff.Kind.NUMPY:
@@ -231,6 +233,14 @@ def _scan_pickles(handle: BinaryIO, contexts: tuple[LoadContext, ...], where: st
 TORCH_LOAD = (LoadContext.TORCH, LoadContext.GENERIC)
 # A bare pickle file: its loader is unknown.
 ANY_LOADER = (LoadContext.GENERIC, LoadContext.TORCH, LoadContext.JOBLIB, LoadContext.NUMPY)
+
+
+def _loaders(name: str) -> tuple[LoadContext, ...]:
+    """The loaders a bare pickle may be meant for. A name can only narrow them (a stricter
+    reading), never widen them: a `.joblib` file is judged as joblib.load reads it."""
+    if name.lower().endswith(".joblib"):
+        return (LoadContext.JOBLIB,)
+    return ANY_LOADER
 
 
 def _blocking(findings: list[Finding]) -> int:
@@ -329,7 +339,9 @@ def _scan_compressed(
             _decompressed(kind, handle) as stream,
             _bounded_spool(stream, budget, inner_where) as (spool, spool_size),
         ):
-            inner_name = name.rsplit(".", 1)[0] if "." in name else name
+            # `w.pkl.gz` holds `w.pkl`; a joblib file keeps its name around its own compression.
+            stem, _, suffix = name.rpartition(".")
+            inner_name = stem if stem and f".{suffix.lower()}" in _WRAPPER_SUFFIXES else name
             _, findings = _scan(spool, spool_size, inner_name, inner_where, depth + 1, budget)
             return findings
     except _TooBig as exc:
@@ -338,6 +350,9 @@ def _scan_compressed(
         return [
             Finding("archive-malformed", Severity.HIGH, f"cannot decompress: {exc}", inner_where)
         ]
+
+
+_WRAPPER_SUFFIXES = frozenset({".gz", ".gzip", ".bz2", ".xz", ".lzma", ".z", ".zlib"})
 
 
 def _decompressed(

@@ -26,10 +26,6 @@ GAPS = {
         "engine gap: TensorFlow SavedModel graphs are sniffed but not inspected "
         "(threats.md 4.8 op allowlist: PyFunc/EagerPyFunc)"
     ),
-    "pickle-gadget/persistent_id_without_loader": (
-        "engine gap: a raw pickle is scanned under every loader context and the torch context "
-        "accepts a persistent id, so a persistent id in a model.joblib is not flagged"
-    ),
 }
 
 
