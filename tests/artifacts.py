@@ -690,7 +690,8 @@ def _benign_handmade(corpus: _Corpus) -> None:
     add("compressed/gzip-text", "gzip", "notes.txt.gz", gzip.compress(b"hello\n", mtime=0))
 
 
-def _run_producer(python: str, script: Path, args: list[str], cwd: Path) -> None:
+def run_producer(python: str, script: Path, args: list[str], cwd: Path) -> None:
+    """Run a real-producer script under the client environment (torch, sklearn, ...)."""
     subprocess.run(
         [python, str(script), *args],
         check=True,
@@ -711,7 +712,7 @@ def _benign_real(corpus: _Corpus, torch_python: str) -> None:
     real) and by safetensors, gguf and onnx (real_producers.py), under `torch_python`."""
     real = corpus.out / "benign" / "real"
     real.mkdir(parents=True)
-    _run_producer(torch_python, PICKLE_SAMPLES, ["real", str(real)], real)
+    run_producer(torch_python, PICKLE_SAMPLES, ["real", str(real)], real)
     manifest: list[dict[str, Any]] = json.loads((real / "manifest.json").read_text())
     for entry in manifest:
         if entry["file"] in POLICY_BLOCKED_REAL:
@@ -720,7 +721,7 @@ def _benign_real(corpus: _Corpus, torch_python: str) -> None:
         corpus.adopt("benign", technique, f"{entry['container']} writer", real / entry["file"])
     producers = corpus.out / "benign" / "producers"
     producers.mkdir(parents=True)
-    _run_producer(torch_python, REAL_PRODUCERS, [str(producers)], producers)
+    run_producer(torch_python, REAL_PRODUCERS, [str(producers)], producers)
     made: list[dict[str, Any]] = json.loads((producers / "manifest.json").read_text())
     for entry in made:
         corpus.adopt("benign", entry["technique"], entry["source"], producers / entry["file"])

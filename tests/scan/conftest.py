@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.artifacts import run_producer
 from tests.scan import pickle_samples
 
 SAMPLES_SCRIPT = Path(pickle_samples.__file__)
@@ -25,18 +25,6 @@ needs_torch = pytest.mark.skipif(
 def real_samples(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     assert TORCH_PYTHON
     out = tmp_path_factory.mktemp("real")
-    subprocess.run(
-        [TORCH_PYTHON, str(SAMPLES_SCRIPT), "real", str(out)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-        cwd=out,
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(out),
-            "HF_HUB_OFFLINE": "1",  # the generator builds everything locally
-            "TRANSFORMERS_OFFLINE": "1",
-        },
-    )
+    run_producer(TORCH_PYTHON, SAMPLES_SCRIPT, ["real", str(out)], cwd=out)
     manifest: list[dict[str, Any]] = json.loads((out / "manifest.json").read_text())
     return out, manifest
