@@ -27,7 +27,8 @@ from proxy.hub import (
 )
 from proxy.pipeline import Pipeline
 from proxy.routes import api, health, resolve
-from proxy.scan import EngineScanner, Scanner
+from proxy.scan import Scanner
+from proxy.scan.isolated import IsolatedScanner
 from proxy.settings import Settings
 from proxy.upstream import UpstreamClient
 
@@ -53,7 +54,12 @@ def create_app(settings: Settings, *, scanner: Scanner | None = None) -> web.App
             store=store,
             registry=registry,
             upstream=upstream,
-            scanner=scanner or EngineScanner(),
+            scanner=scanner
+            or IsolatedScanner(
+                workers=settings.scan_workers,
+                memory_bytes=settings.scan_memory_bytes,
+                time_limit_s=settings.scan_time_limit_s,
+            ),
         ),
         fingerprinter=Fingerprinter.from_data_dir(settings.data_dir),
     )
@@ -81,6 +87,7 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await services.pipeline.close()
+    services.pipeline.scanner.close()
     await services.upstream.close()
     services.registry.close()
 

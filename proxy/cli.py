@@ -71,17 +71,31 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
     Exit status: 0 when every file is allowed, 1 when any is blocked, 2 on usage errors.
     """
     from proxy.policy import Verdict, decide
-    from proxy.scan.engine import scan_path
+    from proxy.scan.isolated import IsolatedScanner
 
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        click.echo(f"airlock: configuration error: {exc}", err=True)
+        sys.exit(2)
+    # The same limits as the mirror: one worker process, reused, replaced after any failure.
+    scanner = IsolatedScanner(
+        workers=1,
+        memory_bytes=settings.scan_memory_bytes,
+        time_limit_s=settings.scan_time_limit_s,
+    )
     blocked = False
-    for path in _files(paths):
-        report = scan_path(path)
-        decision = decide(report)
-        blocked = blocked or decision.verdict is Verdict.BLOCK
-        if as_json:
-            click.echo(json.dumps(report_json(path, report, decision.verdict.value)))
-        else:
-            click.echo(report_text(path, report, decision.verdict.value))
+    try:
+        for path in _files(paths):
+            report = scanner.scan(path.resolve(), path.stat().st_size, path.name)
+            decision = decide(report)
+            blocked = blocked or decision.verdict is Verdict.BLOCK
+            if as_json:
+                click.echo(json.dumps(report_json(path, report, decision.verdict.value)))
+            else:
+                click.echo(report_text(path, report, decision.verdict.value))
+    finally:
+        scanner.close()
     sys.exit(1 if blocked else 0)
 
 
@@ -96,20 +110,13 @@ def _files(paths: tuple[Path, ...]) -> list[Path]:
 
 
 def report_json(path: Path, report: ScanReport, verdict: str) -> dict[str, object]:
+    fields = report.to_json()
     return {
         "path": str(path),
         "verdict": verdict,
-        "format": report.format.value,
-        "findings": [
-            {
-                "rule": f.rule,
-                "severity": str(f.severity),
-                "message": f.message,
-                "location": f.location,
-            }
-            for f in report.findings
-        ],
-        "duration_ms": report.duration_ms,
+        "format": fields["format"],
+        "findings": fields["findings"],
+        "duration_ms": fields["duration_ms"],
     }
 
 

@@ -54,6 +54,11 @@ class Settings:
     max_file_size_bytes: int = 100 * 1024**3
     # Largest request header line/field Airlock accepts; larger requests get 431/400.
     max_header_bytes: int = 8190
+    # Scans run in worker processes, each under a memory limit (address space) and a hard time
+    # limit; a scan that exceeds either, or crashes its worker, blocks the file.
+    scan_workers: int = 2
+    scan_memory_bytes: int = 2 * 1024**3
+    scan_time_limit_s: float = 300.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -79,6 +84,12 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(ENV_PREFIX + name.upper(), "must not be negative")
+        if self.scan_workers < 1:
+            raise ConfigError("AIRLOCK_SCAN_WORKERS", "must be at least 1")
+        if self.scan_memory_bytes < 256 * 1024**2:
+            raise ConfigError("AIRLOCK_SCAN_MEMORY_BYTES", "must be at least 256 MiB")
+        if self.scan_time_limit_s <= 0:
+            raise ConfigError("AIRLOCK_SCAN_TIME_LIMIT_S", "must be positive")
         if self.upstream_retries < 0 or self.max_file_size_bytes <= 0:
             raise ConfigError("AIRLOCK_UPSTREAM_RETRIES", "must not be negative")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

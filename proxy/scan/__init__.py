@@ -28,16 +28,9 @@ class Scanner(Protocol):
         thread; may raise (the pipeline turns any exception into a blocking finding)."""
         ...
 
-
-class EngineScanner:
-    """The mirror's scanner: `proxy.scan.engine` on every staged blob."""
-
-    name = "airlock-engine"
-
-    def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
-        from proxy.scan.engine import scan_path
-
-        return scan_path(path, name=name)
+    def close(self) -> None:
+        """Release workers; called once when the mirror stops."""
+        ...
 
 
 def scanner_failure(scanner: str, exc: BaseException) -> ScanReport:

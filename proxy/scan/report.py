@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import Any
 
 
 class Severity(IntEnum):
@@ -61,3 +62,35 @@ class ScanReport:
     scanner: str
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     duration_ms: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format.value,
+            "scanner": self.scanner,
+            "findings": [
+                {
+                    "rule": f.rule,
+                    "severity": str(f.severity),
+                    "message": f.message,
+                    "location": f.location,
+                }
+                for f in self.findings
+            ],
+            "duration_ms": self.duration_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScanReport:
+        """The inverse of `to_json`; raises KeyError or ValueError on anything malformed."""
+        findings = tuple(
+            Finding(
+                str(f["rule"]),
+                Severity[str(f["severity"]).upper()],
+                str(f["message"]),
+                None if f["location"] is None else str(f["location"]),
+            )
+            for f in data["findings"]
+        )
+        return cls(
+            Format(data["format"]), str(data["scanner"]), findings, float(data["duration_ms"])
+        )

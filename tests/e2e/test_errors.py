@@ -37,12 +37,18 @@ class MarkerScanner:
             findings = (Finding("test-marker", Severity.CRITICAL, "marker found", "byte 2"),)
         return ScanReport(Format.UNKNOWN, self.name, findings)
 
+    def close(self) -> None:
+        pass
+
 
 class CrashingScanner:
     name = "crashing-scanner"
 
     def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
         raise RuntimeError("parser exploded")
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.mark.parametrize(
