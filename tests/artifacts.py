@@ -14,6 +14,7 @@ import subprocess
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -118,7 +119,7 @@ def write_corpus(
     _malicious_formats(corpus, marker)
     _benign_handmade(corpus)
     if torch_python:
-        _benign_real(corpus, torch_python)
+        _benign_real(corpus, torch_python, marker)
     return corpus.entries
 
 
@@ -211,6 +212,7 @@ def _malicious_containers(corpus: _Corpus, marker: Path) -> None:
         tar_with,
         torch_like_zip,
     )
+    from tests.scan.test_sevenzip import nullifai_7z
     from tests.scan.test_zipread import SYMLINK, Entry, build_zip, stdlib_zip
 
     payload = system_pickle(marker)
@@ -331,6 +333,12 @@ def _malicious_containers(corpus: _Corpus, marker: Path) -> None:
         b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(24) + payload,
     )
     add(
+        "7z/nullifai-7z-torch-dir",
+        "nullifAI (ReversingLabs, Feb 2025)",
+        "pytorch_model.bin",
+        nullifai_7z(marker),
+    )
+    add(
         "legacy-torch/payload-in-main-pickle",
         "threats.md 4.6 (five stacked pickles)",
         "pytorch_model.bin",
@@ -429,13 +437,71 @@ def _malicious_containers(corpus: _Corpus, marker: Path) -> None:
 # --- malicious: keras, onnx, savedmodel, templates, custom code ---------------------------------
 
 
-def _keras_archive(config: object) -> bytes:
+def _keras_archive(config: object, weights: bytes | None = None) -> bytes:
+    from tests.scan.test_hdf5 import weights_h5  # a real Keras 3 weights file
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("config.json", json.dumps(config))
         archive.writestr("metadata.json", json.dumps({"keras_version": "3.13.2"}))
-        archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(64))
+        archive.writestr("model.weights.h5", weights or weights_h5())
     return buffer.getvalue()
+
+
+def _malicious_hdf5(add: Callable[[str, str, str, bytes], None], marker: Path) -> None:
+    """Keras 2 `.h5` models and HDF5 weights that run code or read host files when loaded."""
+    from tests.scan import test_hdf5 as h5
+    from tests.scan.test_engine import system_pickle
+    from tests.scan.test_keras import legacy_h5_config, obj, sequential_cnn, with_layer
+
+    touch = obj("os", "system", f"touch {marker}")
+    add(
+        "keras/h5-lambda",
+        "CVE-2024-3660; .h5 loads ignore safe_mode (CVE-2025-9905)",
+        "model.h5",
+        h5.legacy_model_h5(h5.with_lambda(legacy_h5_config())),
+    )
+    add(
+        "keras/h5-module-outside-keras",
+        "CVE-2025-1550",
+        "model.h5",
+        h5.legacy_model_h5(with_layer(touch), as_bytes=False),
+    )
+    add(
+        "keras/h5-training-config",
+        "CVE-2025-1550 (compile arguments in training_config)",
+        "model.h5",
+        h5.legacy_model_h5(legacy_h5_config(), training=dict(h5.TRAINING_CONFIG, loss=touch)),
+    )
+    add(
+        "keras/h5-lambda-in-group",
+        "CVE-2024-3660 (model saved into an h5py group)",
+        "model.h5",
+        h5.legacy_model_h5(h5.with_lambda(legacy_h5_config()), group="model"),
+    )
+    add("hdf5/external-storage", "CVE-2026-1669", "model.weights.h5", h5.external_storage_h5())
+    add(
+        "hdf5/external-link",
+        "GHSA-27f4-p4xq-cxg8 (Keras PR 22900)",
+        "model.weights.h5",
+        h5.external_link_h5(),
+    )
+    add(
+        "hdf5/virtual-dataset",
+        "Keras PR 22976 (huntr)",
+        "model.weights.h5",
+        h5.virtual_h5("/etc/victim.h5"),
+    )
+    add(
+        "hdf5/keras-archive-external-storage",
+        "CVE-2026-1669",
+        "model.keras",
+        _keras_archive(sequential_cnn(), h5.external_storage_h5()),
+    )
+    polyglot = bytearray(h5.h5_bytes(h5.keras3_weights, userblock=512))
+    payload = system_pickle(marker)
+    polyglot[: len(payload)] = payload
+    add("hdf5/user-block-pickle", "threats.md 4.4 (polyglots)", "model.h5", bytes(polyglot))
 
 
 def _saved_model(*ops: str) -> bytes:
@@ -520,6 +586,7 @@ def _malicious_formats(corpus: _Corpus, marker: Path) -> None:
         "config": {"function": marshalled_lambda()},
     }
     add("keras/bytecode-outside-lambda", "CVE-2024-3660", "model.keras", _keras_archive(hidden))
+    _malicious_hdf5(add, marker)
 
     for location, source in (
         ("../../etc/passwd", "CVE-2022-25882"),
@@ -544,6 +611,28 @@ def _malicious_formats(corpus: _Corpus, marker: Path) -> None:
         "threats.md 2/4.8 (PyFunc callbacks)",
         "saved_model.pb",
         _saved_model("Placeholder", "PyFunc"),
+    )
+    from tests.scan import test_savedmodel as sm
+
+    add(
+        "savedmodel/eager-pyfunc-named-by-function-attribute",
+        "threats.md 4.8 (AttrValue.func naming a primitive op)",
+        "saved_model.pb",
+        sm.tf2_model(model_ops=[sm.node("p", "PartitionedCall", ["x"], {"f": sm.attr_func(
+            "EagerPyFunc")})]),
+    )  # fmt: skip
+    add(
+        "savedmodel/print-to-file",
+        "threats.md 4.8 (PrintV2 output_stream file://)",
+        "saved_model.pb",
+        sm.tf2_model(model_ops=[sm.node("p", "PrintV2", ["s"], {"output_stream": sm.attr_s(
+            f"file://{marker}")})]),
+    )  # fmt: skip
+    add(
+        "savedmodel/savev2-on-restore-side",
+        "threats.md 4.8 (checkpoint writer run by the loader's restore op)",
+        "saved_model.pb",
+        sm.tf1_model(restore_inputs=["^save/control_dependency"]),
     )
 
     def evil(template: str) -> str:
@@ -620,10 +709,13 @@ BENIGN_STDLIB_PICKLES = {
 
 def _benign_handmade(corpus: _Corpus) -> None:
     from proxy.scan.gguf import ValueType as GT
+    from tests.scan import test_hdf5 as h5
     from tests.scan.pickle_samples import benign_stdlib
+    from tests.scan.test_bin_names import BIN_NOT_PICKLE
     from tests.scan.test_engine import benign_pickle, onnx_model, tar_with, torch_like_zip
     from tests.scan.test_gguf import EVERY_TYPE, TENSORS, build, kv
     from tests.scan.test_keras import BENIGN as KERAS_BENIGN
+    from tests.scan.test_sevenzip import seven_zip
     from tests.scan.test_templates import BENIGN as TEMPLATES
     from tests.scan.test_templates import CHATML, THINKING_TOOLS
     from tests.scan.test_zipread import BENIGN as ZIPS
@@ -668,12 +760,32 @@ def _benign_handmade(corpus: _Corpus) -> None:
         if name != "legacy-h5":
             add(f"keras/{name}", "tests.scan.test_keras", "model.keras", _keras_archive(config))
     add(
+        "keras-h5/legacy-model",
+        "tests.scan.test_hdf5 (Keras 2 model.save)",
+        "model.h5",
+        h5.legacy_model_h5(KERAS_BENIGN["legacy-h5"], training=h5.TRAINING_CONFIG),
+    )
+    add(
+        "keras-h5/keras3-config",
+        "tests.scan.test_hdf5 (Keras 3 legacy model.save)",
+        "model.h5",
+        h5.legacy_model_h5(KERAS_BENIGN["sequential-cnn"], as_bytes=False),
+    )
+    add("keras-h5/weights-only", "tests.scan.test_hdf5 (Keras 2 save_weights)", "weights.h5",
+        h5.h5_bytes(h5.keras2_weights))  # fmt: skip
+    add("keras-h5/keras3-weights", "tests.scan.test_hdf5 (Keras 3 save_weights)",
+        "model.weights.h5", h5.weights_h5())  # fmt: skip
+    add(
         "onnx/handmade-external",
         "tests.scan.test_onnx",
         "model.onnx",
         onnx_model("model.onnx.data"),
     )
     add("onnx/handmade-inline", "tests.scan.test_onnx", "model.onnx", onnx_model(None))
+    from tests.scan import test_savedmodel as sm
+
+    add("savedmodel/handmade-tf2", "tests.scan.test_savedmodel", "saved_model.pb", sm.tf2_model())
+    add("savedmodel/handmade-tf1", "tests.scan.test_savedmodel", "saved_model.pb", sm.tf1_model())
     stdlib = dict(benign_stdlib())
     for sample_id, name in BENIGN_STDLIB_PICKLES.items():
         add(f"pickle-stdlib/{sample_id}", "pickle.dumps", name, stdlib[sample_id])
@@ -687,6 +799,16 @@ def _benign_handmade(corpus: _Corpus) -> None:
         "model.tar",
         tar_with("model.safetensors", safetensors_bytes(256)),
     )
+    add(
+        "7z/safetensors",
+        "py7zr",
+        "model.7z",
+        seven_zip(
+            {"model/model.safetensors": safetensors_bytes(256), "model/config.json": CONFIG_JSON}
+        ),
+    )
+    for technique, name, data in BIN_NOT_PICKLE:
+        add(technique, "tests.scan.test_bin_names", name, data)
     add("compressed/gzip-text", "gzip", "notes.txt.gz", gzip.compress(b"hello\n", mtime=0))
 
 
@@ -707,9 +829,10 @@ def run_producer(python: str, script: Path, args: list[str], cwd: Path) -> None:
     )
 
 
-def _benign_real(corpus: _Corpus, torch_python: str) -> None:
+def _benign_real(corpus: _Corpus, torch_python: str, marker: Path) -> None:
     """Real files written by torch, joblib, numpy, sklearn, transformers (pickle_samples.py
-    real) and by safetensors, gguf and onnx (real_producers.py), under `torch_python`."""
+    real) and by safetensors, gguf, onnx and TensorFlow (real_producers.py), under
+    `torch_python`; real_producers.py also writes real malicious SavedModels aimed at `marker`."""
     real = corpus.out / "benign" / "real"
     real.mkdir(parents=True)
     run_producer(torch_python, PICKLE_SAMPLES, ["real", str(real)], real)
@@ -721,7 +844,8 @@ def _benign_real(corpus: _Corpus, torch_python: str) -> None:
         corpus.adopt("benign", technique, f"{entry['container']} writer", real / entry["file"])
     producers = corpus.out / "benign" / "producers"
     producers.mkdir(parents=True)
-    run_producer(torch_python, REAL_PRODUCERS, [str(producers)], producers)
+    run_producer(torch_python, REAL_PRODUCERS, [str(producers), str(marker)], producers)
     made: list[dict[str, Any]] = json.loads((producers / "manifest.json").read_text())
-    for entry in made:
-        corpus.adopt("benign", entry["technique"], entry["source"], producers / entry["file"])
+    for entry in made:  # real malicious SavedModels too, labelled so
+        label: Label = "malicious" if entry.get("label") == "malicious" else "benign"
+        corpus.adopt(label, entry["technique"], entry["source"], producers / entry["file"])

@@ -20,8 +20,14 @@ for _module in ("pickletools", "jinja2"):
     )
 
 
+# Bump when the engine's rules change what it finds: stored reports from another version are
+# scanned again (lazily on the next request, or all at once by `airlock rescan`).
+SCANNER_VERSION = "engine-2026.11.27"
+
+
 class Scanner(Protocol):
     name: str
+    version: str
 
     def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
         """Scan a complete staged file whose name in its repo is `name`. Runs in a worker

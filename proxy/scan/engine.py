@@ -4,7 +4,7 @@ and nothing in the file is ever executed.
 
 Formats this engine understands so far: safetensors, raw and stacked pickles (legacy torch),
 PyTorch zip checkpoints and any zip (every member, whatever its name), NumPy .npy (object arrays
-carry pickles), gzip/bz2/xz and tar wrappers, JSON configs (custom code) and Python source.
+carry pickles), gzip/bz2/xz, tar and 7z wrappers, JSON configs (custom code) and Python source.
 Anything else is reported as not scanned.
 """
 
@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from proxy.policy import BLOCK_AT
-from proxy.scan import gguf, keras, onnx, safetensors, sniff, templates, zipread
+from proxy.scan import (
+    gguf,
+    hdf5,
+    keras,
+    onnx,
+    safetensors,
+    savedmodel,
+    sniff,
+    templates,
+    zipread,
+)
 from proxy.scan.allowlist import LoadContext
 from proxy.scan.pickles import scan_pickle_stream
 from proxy.scan.report import Finding, ScanReport, Severity
@@ -54,6 +64,7 @@ class _Budget:
         self.limits = limits
         self.spent_bytes = 0
         self.deadline = time.monotonic() + limits.time_limit_s
+        self.seen: set[str] = set()  # every format found, nested ones included
 
     def out_of_time(self, where: str) -> Finding | None:
         if time.monotonic() <= self.deadline:
@@ -86,7 +97,11 @@ def scan_path(path: Path, *, name: str | None = None, limits: Limits | None = No
         kinds, findings = _scan(handle, size, name or path.name, "", 0, budget)
     fmt = kinds[0]  # the most specific reading
     return ScanReport(
-        fmt, SCANNER_NAME, tuple(findings), round((time.perf_counter() - started) * 1000, 3)
+        fmt,
+        SCANNER_NAME,
+        tuple(findings),
+        round((time.perf_counter() - started) * 1000, 3),
+        tuple(sorted(budget.seen)),
     )
 
 
@@ -106,8 +121,9 @@ def _scan(
         return (sniff.Kind.UNKNOWN,), []  # nothing in it can run, whatever its name
     head, tail = _read_edges(handle, size)
     kinds = sniff.sniff(head, size=size, tail=tail)
+    budget.seen.update(k.value for k in kinds)
     findings: list[Finding] = []
-    mismatch = sniff.name_mismatch(name, kinds)
+    mismatch = sniff.name_mismatch(name, kinds, head=head, size=size)
     if mismatch is not None:
         findings.append(_at(mismatch, where))
     late = budget.out_of_time(where)
@@ -121,6 +137,8 @@ def _scan(
     for kind in kinds:
         handle.seek(0)
         findings.extend(_scan_kind(kind, handle, size, name, where, depth, budget, kinds))
+    handle.seek(0)  # keras_metadata.pb, saved_model.pbtxt: SavedModel files known by name
+    findings.extend(savedmodel.check_named(handle, size, name, location_prefix=_prefix(where)))
     return kinds, findings
 
 
@@ -144,7 +162,7 @@ def _scan_kind(
     if kind is sniff.Kind.ZIP:
         return _scan_zip(handle, size, where, depth, budget)
     if kind is sniff.Kind.NUMPY:
-        return _scan_npy(handle, where)
+        return _scan_npy(handle, where, budget)
     if kind in (sniff.Kind.GZIP, sniff.Kind.BZIP2, sniff.Kind.XZ, sniff.Kind.ZLIB, sniff.Kind.LZMA):
         return _scan_compressed(kind, handle, name, where, depth, budget)
     if kind is sniff.Kind.TAR:
@@ -155,6 +173,18 @@ def _scan_kind(
         return onnx.check(handle, size, location_prefix=_prefix(where))
     if kind is sniff.Kind.GGUF:
         return gguf.check(handle, size, location_prefix=_prefix(where))
+    if kind is sniff.Kind.GGML:
+        return []  # hyperparameters, vocabulary and tensors: nothing a loader executes
+    if kind is sniff.Kind.PROTOBUF_SAVEDMODEL:
+        return savedmodel.check(handle, size, location_prefix=_prefix(where))
+    if kind is sniff.Kind.HDF5:  # Keras 2 .h5 models, the weights inside .keras archives
+        remaining = max(0.0, budget.deadline - time.monotonic())
+        return hdf5.check(
+            handle,
+            size,
+            location_prefix=_prefix(where),
+            time_limit_s=min(hdf5.TIME_LIMIT_S, remaining),
+        )
     if kind is sniff.Kind.PYTHON_SOURCE:
         return [
             Finding(
@@ -164,9 +194,11 @@ def _scan_kind(
                 where or None,
             )
         ]
-    if kind in (sniff.Kind.SEVEN_ZIP, sniff.Kind.ZSTD):
-        # A container Airlock cannot open may hold anything (nullifAI shipped a 7z-compressed
-        # PyTorch archive): fail closed.
+    if kind is sniff.Kind.SEVEN_ZIP:
+        # nullifAI shipped a 7z-compressed PyTorch archive
+        return _scan_7z(handle, size, where, depth, budget)
+    if kind is sniff.Kind.ZSTD:
+        # A container Airlock cannot open may hold anything: fail closed.
         return [
             Finding(
                 "archive-not-scanned",
@@ -273,6 +305,7 @@ def _scan_zip(
                 # torch.load unpickles `<archive>/data.pkl`; every other member is sniffed too.
                 is_data_pkl = member.name == "data.pkl" or member.name.endswith("/data.pkl")
                 if is_data_pkl:
+                    budget.seen.add(sniff.Kind.PICKLE.value)
                     spool.seek(0)
                     findings.extend(_scan_pickles(spool, TORCH_LOAD, member_where))
                     continue
@@ -287,6 +320,27 @@ def _scan_zip(
                 )
             )
     return findings
+
+
+def _scan_7z(handle: BinaryIO, size: int, where: str, depth: int, budget: _Budget) -> list[Finding]:
+    # py7zr takes ~0.1 s to import: only files that are 7z archives pay for it
+    from proxy.scan import sevenzip
+
+    def scan_member(
+        name: str, spool: BinaryIO, spool_size: int, member_where: str
+    ) -> list[Finding]:
+        _, inner = _scan(spool, spool_size, name, member_where, depth + 1, budget)
+        return inner
+
+    return sevenzip.check(
+        handle,
+        size,
+        where=where,
+        budget=budget,
+        max_members=budget.limits.max_members,
+        max_member_bytes=budget.limits.max_member_bytes,
+        scan_member=scan_member,
+    )
 
 
 def _scan_keras_config(
@@ -314,7 +368,7 @@ def _spooled(stream: BinaryIO) -> Iterator[tuple[BinaryIO, int]]:
         yield spool, spool_size  # type: ignore[misc]
 
 
-def _scan_npy(handle: BinaryIO, where: str) -> list[Finding]:
+def _scan_npy(handle: BinaryIO, where: str, budget: _Budget) -> list[Finding]:
     """A .npy header names its dtype; an object dtype means the data is a pickle."""
     magic = handle.read(8)
     if magic[:6] != b"\x93NUMPY":
@@ -326,6 +380,7 @@ def _scan_npy(handle: BinaryIO, where: str) -> list[Finding]:
         return [Finding("npy-malformed", Severity.HIGH, "oversized .npy header", where or None)]
     header = handle.read(header_len).decode("latin-1", "replace")
     if "'descr': '|O'" in header or "'O'" in header or "object" in header:
+        budget.seen.add(sniff.Kind.PICKLE.value)
         return _scan_pickles(handle, (LoadContext.NUMPY,), where)
     return []
 

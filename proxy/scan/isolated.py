@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from proxy.scan import SCANNER_VERSION
 from proxy.scan.report import Finding, Format, ScanReport, Severity
 
 SCANNER_NAME = "airlock-engine"
@@ -49,6 +50,7 @@ class IsolatedScanner:
     """The mirror's and the CLI's scanner: `proxy.scan.engine` in worker processes."""
 
     name = SCANNER_NAME
+    version = SCANNER_VERSION
 
     def __init__(
         self,

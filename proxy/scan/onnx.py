@@ -31,18 +31,18 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from proxy.scan.protobuf import LEN, VARINT
+from proxy.scan.protobuf import Malformed as _Malformed
+from proxy.scan.protobuf import Source as _Source
 from proxy.scan.report import Finding, Severity
 
 MAX_GRAPH_DEPTH = 64  # If/Loop/Scan bodies nested in each other
 MAX_STRING_BYTES = 64 << 10  # a name, key or value this walker reads
 MAX_LOCATIONS = 10_000  # distinct external data locations in one model
-WINDOW_BYTES = 64 << 10
 
-VARINT, I64, LEN, I32 = 0, 1, 2, 5
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 KNOWN_KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})
@@ -68,12 +68,6 @@ TENSOR_NAME, TENSOR_RAW_DATA, TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 8, 9,
 ENTRY_KEY, ENTRY_VALUE = 1, 2
 
 _DRIVE = re.compile(r"[A-Za-z]:")
-
-
-class _Malformed(Exception):
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
 
 
 @dataclass
@@ -114,68 +108,6 @@ def location_problem(location: str) -> str | None:
     if normal in (".", "..") or normal.startswith(("../", "/")):
         return "does not name a file inside the model directory"
     return None
-
-
-class _Source:
-    """Reads of an untrusted file through a small window, every one checked against `size`."""
-
-    def __init__(self, handle: BinaryIO, size: int) -> None:
-        self.handle = handle
-        self.size = max(0, size)
-        self.window = b""
-        self.start = 0
-
-    def read(self, pos: int, count: int) -> bytes:
-        end = self.start + len(self.window)
-        if not (self.start <= pos and pos + count <= end):
-            self.handle.seek(pos)
-            self.window = self.handle.read(max(count, min(WINDOW_BYTES, self.size - pos)))
-            self.start = pos
-        data = self.window[pos - self.start : pos - self.start + count]
-        if len(data) != count:
-            raise _Malformed("file is shorter than its declared size", pos)
-        return data
-
-    def varint(self, pos: int, end: int) -> tuple[int, int]:
-        """The varint at `pos` and the position after it; it must end before `end`."""
-        chunk = self.read(pos, min(10, end - pos)) if pos < end else b""
-        value = 0
-        for index, byte in enumerate(chunk):
-            value |= (byte & 0x7F) << (7 * index)
-            if not byte & 0x80:
-                return value, pos + index + 1
-        if len(chunk) == 10:
-            raise _Malformed("varint longer than 10 bytes", pos)
-        raise _Malformed("truncated varint", pos)
-
-    def fields(self, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-        """(field number, wire type, varint value or payload length, payload position) for each
-        field of the message in [start, end). Payloads are skipped, not read."""
-        pos = start
-        while pos < end:
-            tag, after = self.varint(pos, end)
-            number, wire = tag >> 3, tag & 7
-            if not 0 < number < (1 << 29):
-                raise _Malformed(f"invalid field number {number}", pos)
-            if wire == VARINT:
-                value, pos = self.varint(after, end)
-                yield number, wire, value, after
-            elif wire == LEN:
-                length, payload = self.varint(after, end)
-                if length > end - payload:
-                    # Walk what is there first, so findings before the damage are kept.
-                    yield number, wire, end - payload, payload
-                    raise _Malformed(f"field {number} runs past its message", after)
-                pos = payload + length
-                yield number, wire, length, payload
-            elif wire in (I64, I32):
-                width = 8 if wire == I64 else 4
-                if width > end - after:
-                    raise _Malformed(f"field {number} runs past its message", after)
-                pos = after + width
-                yield number, wire, width, after
-            else:
-                raise _Malformed(f"unsupported wire type {wire} in field {number}", pos)
 
 
 class _Walker:

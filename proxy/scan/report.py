@@ -34,6 +34,7 @@ class Format(StrEnum):
     SEVEN_ZIP = "7z"
     NUMPY = "numpy"
     GGUF = "gguf"
+    GGML = "ggml"  # the formats before GGUF (GGML, GGMF, GGJT, GGLA): weights only
     HDF5 = "hdf5"
     ONNX = "onnx"
     TFLITE = "tflite"
@@ -62,6 +63,8 @@ class ScanReport:
     scanner: str
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     duration_ms: float = 0.0
+    # Every format found in the file, nested members included (a torch zip: zip and pickle).
+    contents: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +80,7 @@ class ScanReport:
                 for f in self.findings
             ],
             "duration_ms": self.duration_ms,
+            "contents": list(self.contents),
         }
 
     @classmethod
@@ -92,5 +96,9 @@ class ScanReport:
             for f in data["findings"]
         )
         return cls(
-            Format(data["format"]), str(data["scanner"]), findings, float(data["duration_ms"])
+            Format(data["format"]),
+            str(data["scanner"]),
+            findings,
+            float(data["duration_ms"]),
+            tuple(str(c) for c in data.get("contents", ())),
         )

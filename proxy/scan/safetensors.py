@@ -8,7 +8,6 @@ rest can be judged by size and hash alone: that is the release point for streami
 from __future__ import annotations
 
 import json
-import math
 import struct
 from typing import Any
 
@@ -17,9 +16,11 @@ from proxy.scan.report import Finding, Severity
 # The safetensors library refuses headers above 100 MB; so does Airlock.
 MAX_HEADER_BYTES = 100_000_000
 PREFIX_BYTES = 8
+_U64 = 1 << 64
 
 DTYPE_BITS = {
     "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
     "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
     "I32": 32, "U32": 32, "F32": 32,
     "I64": 64, "U64": 64, "F64": 64, "C64": 64,
@@ -78,7 +79,7 @@ def _check_tensor(name: str, entry: Any) -> str | None:
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         return f"tensor {name!r} must have exactly dtype, shape and data_offsets"
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPE_BITS:
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:  # a list or dict is unhashable
         return f"tensor {name!r} has unknown dtype {dtype!r}"
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
         return f"tensor {name!r} has an invalid shape"
@@ -89,7 +90,12 @@ def _check_tensor(name: str, entry: Any) -> str | None:
         or offsets[0] > offsets[1]
     ):
         return f"tensor {name!r} has invalid data_offsets"
-    bits = math.prod(shape) * DTYPE_BITS[dtype]
+    elements = 1
+    for dim in shape:
+        elements *= dim
+        if elements >= _U64:  # the library refuses it (and a huge product would be slow)
+            return f"tensor {name!r}: its shape overflows 64 bits"
+    bits = elements * DTYPE_BITS[dtype]
     if bits % 8 or bits // 8 != offsets[1] - offsets[0]:
         return f"tensor {name!r}: data_offsets do not match its dtype and shape"
     return None
@@ -115,7 +121,8 @@ def _check_layout(spans: list[tuple[int, int, str]], data_bytes: int) -> list[Fi
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """A shape dimension or an offset: the safetensors library reads them as 64-bit unsigned."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _U64
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -123,8 +130,19 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in pairs:
         if key in result:
             raise ValueError(f"duplicate key {key!r}")
+        if _lone_surrogate(key) or (isinstance(value, str) and _lone_surrogate(value)):
+            # json reads a "\ud800" escape as a lone surrogate; the safetensors library refuses it
+            raise ValueError(f"a string in {key!r} is not valid Unicode (lone surrogate)")
         result[key] = value
     return result
+
+
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _bad(rule: str, message: str, offset: int | None, member: str | None = None) -> Finding:

@@ -74,12 +74,20 @@ def extension_kinds(name: str) -> frozenset[Kind]:
     return frozenset()
 
 
-def name_mismatch(name: str, kinds: tuple[Kind, ...]) -> Finding | None:
+def name_mismatch(
+    name: str, kinds: tuple[Kind, ...], *, head: bytes = b"", size: int = 0
+) -> Finding | None:
     """A `format-name-mismatch` finding when the name claims a format the content is not.
 
     HIGH when a name that claims a format which cannot run code holds a pickle (a `.json` or
     `.safetensors` that unpickles), or when a `.safetensors` is not safetensors at all; MEDIUM
     otherwise. No finding for names that claim nothing, or when any reading matches the claim.
+
+    LOW instead of MEDIUM for a pickle-family name (`.bin`, `.pt`, `.pkl`...) on content that is
+    no pickle, no container a loader would open, only raw bytes, text or GGML, when `head` (the
+    file's first bytes, `size` in all) proves that unpickling it raises before any opcode that
+    imports or calls (`unpickling_fails_at`): torch.load, pickle.load and joblib.load would fail
+    without running anything (CTranslate2's model.bin, fastText and word2vec `.bin` files).
     """
     claimed = extension_kinds(name)
     if not claimed:
@@ -98,6 +106,16 @@ def name_mismatch(name: str, kinds: tuple[Kind, ...]) -> Finding | None:
     if claimed & readings:
         return None
     severity = Severity.HIGH if Kind.SAFETENSORS in claimed else Severity.MEDIUM
+    if Kind.PICKLE in claimed and readings <= _INERT_READINGS and head:
+        fails_at = unpickling_fails_at(head, max(size, len(head)))
+        if fails_at is not None:
+            return Finding(
+                "format-name-mismatch",
+                Severity.LOW,
+                f"the name claims {claims} but the content reads as {shown}; unpickling it "
+                f"raises at byte {fails_at} before anything is imported or called",
+                name,
+            )
     return Finding(
         "format-name-mismatch",
         severity,
@@ -111,6 +129,10 @@ def name_mismatch(name: str, kinds: tuple[Kind, ...]) -> Finding | None:
 _RUNS_CODE = frozenset({Kind.PICKLE})
 # torch.save writes a zip (>= 1.6), a stack of raw pickles before that, a tar in the oldest.
 _TORCH = frozenset({Kind.PICKLE, Kind.ZIP, Kind.TAR})
+# llama.cpp and whisper.cpp named their pre-GGUF weights `ggml-model-q4_0.bin`.
+_BIN = _TORCH | {Kind.GGML}
+# Readings with nothing a pickle-family loader would unpickle or unpack.
+_INERT_READINGS = frozenset({Kind.TEXT, Kind.GGML})
 _PICKLED = frozenset({Kind.PICKLE, Kind.ZIP})
 _TEXT = frozenset({Kind.TEXT})
 
@@ -120,7 +142,7 @@ _NAME_CLAIMS: dict[str, frozenset[Kind]] = {
 _SUFFIX_CLAIMS: tuple[tuple[str, frozenset[Kind]], ...] = tuple(
     sorted(
         {
-            ".bin": _TORCH,
+            ".bin": _BIN,
             ".pt": _TORCH,
             ".pth": _TORCH,
             ".ckpt": _TORCH,
@@ -176,8 +198,12 @@ def _is_numpy(head: bytes, size: int) -> bool:
 
 
 def _is_hdf5(head: bytes, size: int) -> bool:
-    # The superblock sits at 0, or after a user block of 512, 1024, 2048... bytes.
-    return any(head.startswith(b"\x89HDF\r\n\x1a\n", at) for at in (0, 512, 1024, 2048))
+    # The superblock sits at 0, or after a user block of 512, 1024, 2048... bytes: HDF5 tries
+    # every power of two, so every one the head reaches is tried here.
+    return any(head.startswith(b"\x89HDF\r\n\x1a\n", at) for at in _HDF5_OFFSETS)
+
+
+_HDF5_OFFSETS = (0, *(1 << n for n in range(9, HEAD_BYTES.bit_length() - 1)))
 
 
 def _is_tflite(head: bytes, size: int) -> bool:
@@ -247,6 +273,24 @@ def _is_tar(head: bytes, size: int) -> bool:
         return False
     unsigned = sum(block) - sum(block[148:156]) + 8 * 0x20
     return int(field, 8) == unsigned
+
+
+# The formats before GGUF write their magic as a little-endian uint32 ('ggml' is on disk as
+# b"lmgg"); all but the oldest follow it with a uint32 version. llama.cpp knew GGMF v1, GGJT
+# v1-3 and GGLA (LoRA adapters) v1; whisper.cpp and the ggml examples write unversioned GGML.
+_GGML_VERSIONS: dict[bytes, range | None] = {
+    b"lmgg": None,
+    b"fmgg": range(1, 2),
+    b"tjgg": range(1, 4),
+    b"algg": range(1, 2),
+}
+
+
+def _is_ggml(head: bytes, size: int) -> bool:
+    if head[:4] not in _GGML_VERSIONS or len(head) < 8:
+        return False
+    versions = _GGML_VERSIONS[head[:4]]
+    return versions is None or int.from_bytes(head[4:8], "little") in versions
 
 
 def _magic(prefix: bytes) -> Callable[[bytes, int], bool]:
@@ -330,6 +374,7 @@ _AT_START: tuple[tuple[Kind, Callable[[bytes, int], bool]], ...] = (
     (Kind.SAFETENSORS, _is_safetensors),
     (Kind.NUMPY, _is_numpy),
     (Kind.GGUF, _magic(b"GGUF")),
+    (Kind.GGML, _is_ggml),
     (Kind.HDF5, _is_hdf5),
     (Kind.TFLITE, _is_tflite),
     (Kind.ONNX, _is_onnx),
@@ -577,6 +622,106 @@ def _step(
     del stack[len(stack) - len(taken) :]
     stack.extend(op.stack_after)
     return True
+
+
+# --- does unpickling fail before anything runs? ------------------------------------------------
+
+# Opcodes that push constants, build builtin containers or move things between the stack and
+# the memo. Before the first import or call only builtin objects exist, so none of these can
+# reach code of the file's choosing.
+_INERT_OPCODES = frozenset(
+    {
+        "MARK", "POP", "POP_MARK", "DUP", "NONE", "NEWTRUE", "NEWFALSE",
+        "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+        "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
+        "BYTEARRAY8", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8",
+        "EMPTY_LIST", "APPEND", "APPENDS", "LIST", "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2",
+        "TUPLE3", "EMPTY_DICT", "DICT", "SETITEM", "SETITEMS", "EMPTY_SET", "ADDITEMS",
+        "FROZENSET", "BINGET", "LONG_BINGET", "BINPUT", "LONG_BINPUT", "MEMOIZE", "PROTO", "FRAME",
+    }
+)  # fmt: skip
+_MAX_PROOF_OPCODES = 100_000
+
+
+class _Proof(Enum):
+    RAISES = "the unpickler certainly raises at this opcode"
+    UNKNOWN = "what the unpickler does here is not certain"
+
+
+def unpickling_fails_at(head: bytes, size: int) -> int | None:
+    """The offset at which unpickling a file that starts with `head` (`size` bytes in all)
+    raises, when that is certain to happen before any opcode that imports, calls or looks up a
+    persistent id; None when it is not certain.
+
+    torch.load unpickles a file that is neither zip nor tar from byte 0 (its legacy path), as
+    pickle.load, joblib.load and numpy.load(allow_pickle=True) do. Only failures that the C
+    unpickler cannot avoid count: an unknown opcode, input that ends inside an opcode, a negative
+    or oversized length, an unsupported protocol, a missing MARK, stack underflow and memo misses
+    (simulated exactly, since only inert opcodes come first). A STOP, an opcode whose text
+    argument might be parsed differently, or bytes beyond the head are "not certain".
+    """
+    stack: list[pickletools.StackObject] = []
+    memo: dict[object, pickletools.StackObject] = {}
+    stream = io.BytesIO(head)
+    at = 0
+    for _ in range(_MAX_PROOF_OPCODES):
+        if at >= len(head):
+            return at if at >= size else None  # the input ran out: "pickle data was truncated"
+        op = _OPCODES.get(head[at : at + 1])
+        if op is None:
+            return at  # "invalid load key"
+        if op.name not in _INERT_OPCODES:
+            return None  # an import, a call, a persistent id or a STOP
+        argument = _proof_argument(op, head, at + 1, size, stream)
+        if argument is _Proof.RAISES:
+            return at
+        if argument is _Proof.UNKNOWN:
+            return None
+        value, end = argument
+        if not _step(op, value, stack, memo):
+            return at  # no MARK, stack underflow or a memo miss
+        at = end
+    return None
+
+
+def _proof_argument(
+    op: pickletools.OpcodeInfo, head: bytes, at: int, size: int, stream: io.BytesIO
+) -> tuple[object, int] | _Proof:
+    descriptor = op.arg
+    if descriptor is None:
+        return None, at
+    width = descriptor.n
+    if width >= 0:
+        end = at + width
+        if end > size:
+            return _Proof.RAISES
+    elif width == pickletools.UP_TO_NEWLINE:
+        newline = head.find(b"\n", at)
+        if newline < 0:
+            return _Proof.UNKNOWN  # loaders differ on a last line without its newline
+        end = newline + 1
+    else:
+        prefix = _LENGTH_PREFIX[width]
+        if at + prefix.size > size:
+            return _Proof.RAISES
+        if at + prefix.size > len(head):
+            return _Proof.UNKNOWN
+        (length,) = prefix.unpack_from(head, at)
+        end = at + prefix.size + length
+        if length < 0 or end > size:
+            return _Proof.RAISES  # a negative count, or more bytes than the file holds
+    if end > len(head):
+        return _Proof.UNKNOWN
+    stream.seek(at)
+    try:
+        value = descriptor.reader(stream)
+    except Exception:  # pickletools may parse text differently from the C unpickler
+        return _Proof.UNKNOWN
+    if stream.tell() != end:
+        return _Proof.UNKNOWN
+    if op.name == "PROTO" and not (isinstance(value, int) and value <= _HIGHEST_PROTOCOL):
+        return _Proof.RAISES  # "unsupported pickle protocol"
+    return value, end
 
 
 # --- text -------------------------------------------------------------------------------------

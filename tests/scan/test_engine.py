@@ -59,6 +59,8 @@ def torch_like_zip(data_pkl: bytes, *, prefix: bytes = b"") -> bytes:
 
 def keras_archive(layers: list[dict[str, object]]) -> bytes:
     """A Keras v3 `.keras` file: config.json, metadata.json and the weights at the root."""
+    from tests.scan.test_hdf5 import weights_h5  # the HDF5 inside is read too
+
     config = {
         "module": "keras",
         "class_name": "Sequential",
@@ -68,7 +70,7 @@ def keras_archive(layers: list[dict[str, object]]) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("config.json", json.dumps(config))
         archive.writestr("metadata.json", json.dumps({"keras_version": "3.13.2"}))
-        archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+        archive.writestr("model.weights.h5", weights_h5())
     return buffer.getvalue()
 
 
@@ -274,3 +276,17 @@ def test_a_scan_that_runs_out_of_time_is_a_finding(tmp_path: Path) -> None:
     report = scan_path(path, limits=Limits(time_limit_s=0.0))
     assert [f.rule for f in report.findings] == ["scan-time-limit"]
     assert decide(report).verdict is Verdict.BLOCK
+
+
+def test_the_report_lists_every_format_found_inside(tmp_path: Path) -> None:
+    """The policy's format families see what is inside: a torch zip is a zip and a pickle."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2))
+        archive.writestr("archive/config.json", b'{"a": 1}')
+    path = tmp_path / "pytorch_model.bin"
+    path.write_bytes(buffer.getvalue())
+    assert {"zip", "pickle", "json"} <= set(scan_path(path).contents)
+    plain = tmp_path / "model.safetensors"
+    plain.write_bytes(safetensors_bytes(64))
+    assert scan_path(plain).contents == ("safetensors",)

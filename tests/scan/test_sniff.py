@@ -374,7 +374,7 @@ def test_sniff_ignores_misleading_extension(
 @pytest.mark.parametrize(
     "name, kinds",
     [
-        ("pytorch_model.bin", {K.PICKLE, K.ZIP, K.TAR}),
+        ("pytorch_model.bin", {K.PICKLE, K.ZIP, K.TAR, K.GGML}),  # and legacy llama.cpp weights
         ("model.ckpt", {K.PICKLE, K.ZIP, K.TAR}),
         ("data.pkl", {K.PICKLE, K.ZIP}),
         ("model.safetensors", {K.SAFETENSORS}),
