@@ -80,6 +80,20 @@ class BlobStore:
         candidate = self.quarantine_dir / _checked(sha256)
         return candidate if candidate.is_file() else None
 
+    def release(self, sha256: str) -> Path | None:
+        """Move reviewed, now allowed bytes out of quarantine to where they are served."""
+        source = self.quarantined(sha256)
+        if source is None:
+            return self.path(sha256)
+        target = self.blobs_dir / _checked(sha256)
+        source.replace(target)
+        _fsync(self.blobs_dir)
+        return target
+
+    def stored(self, sha256: str) -> Path | None:
+        """The verified bytes wherever they are kept (to scan them again)."""
+        return self.path(sha256) or self.quarantined(sha256)
+
     def writable(self) -> bool:
         probe = self.staging_dir / f".probe-{secrets.token_hex(4)}"
         try:

@@ -103,13 +103,97 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_ts ON audit (ts);
     """,
+    # Policies, decisions per file, reviews, and the event log.
+    """
+    ALTER TABLE blobs ADD COLUMN report TEXT;
+    ALTER TABLE blobs ADD COLUMN scanner_version TEXT;
+    ALTER TABLE decisions ADD COLUMN policy_version TEXT NOT NULL DEFAULT '';
+    ALTER TABLE decisions ADD COLUMN review_state TEXT NOT NULL DEFAULT 'none';
+    ALTER TABLE decisions ADD COLUMN format TEXT;
+    ALTER TABLE decisions ADD COLUMN size_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE decisions ADD COLUMN audit_only INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE decisions ADD COLUMN scanner_version TEXT NOT NULL DEFAULT '';
+    ALTER TABLE decisions ADD COLUMN updated_at REAL NOT NULL DEFAULT 0;
+    UPDATE decisions SET updated_at = created_at;
+    DELETE FROM decisions WHERE id NOT IN (
+        SELECT max(id) FROM decisions GROUP BY repo_type, repo_id, commit_sha, path, sha256
+    );
+    CREATE UNIQUE INDEX decisions_subject
+        ON decisions (repo_type, repo_id, commit_sha, path, sha256);
+    CREATE INDEX decisions_verdict ON decisions (verdict, updated_at);
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        decision_id INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        ts REAL NOT NULL
+    );
+    CREATE INDEX reviews_subject ON reviews (sha256, repo_type, repo_id);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT,
+        decision_id INTEGER,
+        summary TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_ts ON events (ts);
+    CREATE TABLE commit_facts (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        fetched_at REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, commit_sha)
+    );
+    """,
 )
 
 
 class BlobState(StrEnum):
-    CLEARED = "cleared"  # verified, scanned, allowed: servable
-    BLOCKED = "blocked"  # verified, refused by scan and policy: evidence only
+    # Where verified bytes live. Whether a file may be served is its decision's business.
+    CLEARED = "cleared"  # verified, scanned, allowed for some file: in blobs/
+    BLOCKED = "blocked"  # verified, scanned, allowed nowhere yet: evidence in quarantine/
     CORRUPT = "corrupt"  # did not match upstream's published size or hash: evidence only
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    id: int
+    sha256: str
+    repo_type: str
+    repo_id: str
+    commit_sha: str
+    path: str
+    verdict: str
+    reasons: list[Any]
+    scanner: str
+    scanner_version: str
+    policy_version: str
+    review_state: str
+    format: str | None
+    size_bytes: int
+    audit_only: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    id: int
+    decision_id: int
+    sha256: str
+    repo_type: str
+    repo_id: str
+    action: str
+    reviewer: str
+    reason: str
+    ts: float
 
 
 @dataclass(frozen=True)
@@ -120,6 +204,8 @@ class BlobRow:
     state: BlobState
     format: str | None
     reason: str | None
+    report: str | None = None  # the scan report, JSON
+    scanner_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,23 +326,54 @@ class Registry:
         state: BlobState,
         format: str | None,
         reason: str | None,
+        report: str | None = None,
+        scanner_version: str | None = None,
     ) -> None:
         now = time.time()
         self.db.execute(
             """
             INSERT INTO blobs (sha256, git_sha1, size_bytes, state, format, reason,
-                               created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                               report, scanner_version, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (sha256) DO UPDATE SET
                 git_sha1 = coalesce(excluded.git_sha1, blobs.git_sha1),
                 size_bytes = excluded.size_bytes,
                 state = excluded.state,
                 format = excluded.format,
                 reason = excluded.reason,
+                report = coalesce(excluded.report, blobs.report),
+                scanner_version = coalesce(excluded.scanner_version, blobs.scanner_version),
                 updated_at = excluded.updated_at
             """,
-            (sha256, git_sha1, size_bytes, state.value, format, reason, now, now),
+            (
+                sha256,
+                git_sha1,
+                size_bytes,
+                state.value,
+                format,
+                reason,
+                report,
+                scanner_version,
+                now,
+                now,
+            ),
         )
+
+    def set_blob_state(self, sha256: str, state: BlobState) -> None:
+        self.db.execute(
+            "UPDATE blobs SET state = ?, updated_at = ? WHERE sha256 = ?",
+            (state.value, time.time(), sha256),
+        )
+
+    def scanned_blobs(self) -> list[BlobRow]:
+        """Every blob that was verified and scanned (what a rescan goes over)."""
+        return [
+            _blob_row(row)
+            for row in self.db.query(
+                "SELECT * FROM blobs WHERE state != ? ORDER BY created_at",
+                (BlobState.CORRUPT.value,),
+            )
+        ]
 
     def file(self, repo_type: str, repo_id: str, commit: str, path: str) -> FileRow | None:
         for row in self.db.query(
@@ -276,6 +393,12 @@ class Registry:
             )
         return None
 
+    def file_of_decision(self, decision_id: int) -> FileRow | None:
+        decision = self.decision(decision_id)
+        if decision is None:
+            return None
+        return self.file(decision.repo_type, decision.repo_id, decision.commit_sha, decision.path)
+
     def record_file(self, row: FileRow) -> None:
         record = asdict(row)
         record["lfs"] = int(row.lfs)
@@ -291,24 +414,115 @@ class Registry:
         commit: str,
         path: str,
         verdict: str,
-        reasons: list[str],
+        reasons: list[dict[str, Any]],
         scanner: str,
-    ) -> int:
-        table = self.db.table("decisions").insert(
-            {
-                "sha256": sha256,
-                "repo_type": repo_type,
-                "repo_id": repo_id,
-                "commit_sha": commit,
-                "path": path,
-                "verdict": verdict,
-                "reasons": json.dumps(reasons),
-                "scanner": scanner,
-                "created_at": time.time(),
-            }
+        scanner_version: str,
+        policy_version: str,
+        format: str | None,
+        size_bytes: int,
+        audit_only: bool,
+    ) -> tuple[int, bool]:
+        """Record the decision for one file; returns its id and whether it is new or changed
+        its verdict (an event is logged for those)."""
+        now = time.time()
+        before = self.decision_for(repo_type, repo_id, commit, path, sha256)
+        self.db.execute(
+            """
+            INSERT INTO decisions (sha256, repo_type, repo_id, commit_sha, path, verdict,
+                                   reasons, scanner, scanner_version, policy_version, format,
+                                   size_bytes, audit_only, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (repo_type, repo_id, commit_sha, path, sha256) DO UPDATE SET
+                verdict = excluded.verdict,
+                reasons = excluded.reasons,
+                scanner = excluded.scanner,
+                scanner_version = excluded.scanner_version,
+                policy_version = excluded.policy_version,
+                format = excluded.format,
+                size_bytes = excluded.size_bytes,
+                audit_only = excluded.audit_only,
+                updated_at = excluded.updated_at
+            """,
+            (
+                sha256,
+                repo_type,
+                repo_id,
+                commit,
+                path,
+                verdict,
+                json.dumps(reasons),
+                scanner,
+                scanner_version,
+                policy_version,
+                format,
+                size_bytes,
+                int(audit_only),
+                now,
+                now,
+            ),
         )
-        assert table.last_pk is not None
-        return int(table.last_pk)
+        after = self.decision_for(repo_type, repo_id, commit, path, sha256)
+        assert after is not None
+        changed = before is None or before.verdict != verdict
+        if changed:
+            self.record_event(
+                "decision",
+                actor="policy",
+                decision_id=after.id,
+                summary=f"{verdict}: {path} in {repo_id}@{commit[:12]}",
+                data={"verdict": verdict, "policy_version": policy_version},
+            )
+        return after.id, changed
+
+    def decision_for(
+        self, repo_type: str, repo_id: str, commit: str, path: str, sha256: str
+    ) -> DecisionRow | None:
+        for row in self.db.query(
+            "SELECT * FROM decisions WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?"
+            " AND path = ? AND sha256 = ?",
+            (repo_type, repo_id, commit, path, sha256),
+        ):
+            return _decision_row(row)
+        return None
+
+    def decision(self, decision_id: int) -> DecisionRow | None:
+        for row in self.db.query("SELECT * FROM decisions WHERE id = ?", (decision_id,)):
+            return _decision_row(row)
+        return None
+
+    def decisions(
+        self,
+        *,
+        verdicts: tuple[str, ...] = (),
+        repo: str | None = None,
+        format: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DecisionRow]:
+        where, args = ["1"], list[Any]()
+        if verdicts:
+            where.append(f"verdict IN ({', '.join('?' * len(verdicts))})")
+            args.extend(verdicts)
+        if repo:
+            where.append("instr(lower(repo_id), lower(?)) > 0")
+            args.append(repo)
+        if format:
+            where.append("format = ?")
+            args.append(format)
+        sql = (
+            f"SELECT * FROM decisions WHERE {' AND '.join(where)}"  # noqa: S608
+            " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?"
+        )
+        return [_decision_row(row) for row in self.db.query(sql, [*args, limit, offset])]
+
+    def decision_ids(self) -> list[int]:
+        return [int(row["id"]) for row in self.db.query("SELECT id FROM decisions ORDER BY id")]
+
+    def decisions_for_blob(self, sha256: str) -> list[DecisionRow]:
+        return [
+            _decision_row(row)
+            for row in self.db.query("SELECT * FROM decisions WHERE sha256 = ?", (sha256,))
+        ]
 
     def latest_decision_id(self, sha256: str) -> int | None:
         for row in self.db.query(
@@ -316,6 +530,152 @@ class Registry:
         ):
             return int(row["id"])
         return None
+
+    # --- reviews and events ---------------------------------------------------------------
+
+    def record_review(
+        self, decision: DecisionRow, *, action: str, reviewer: str, reason: str
+    ) -> int:
+        """A review applies to the exact bytes in this repo, whatever the commit or path."""
+        table = self.db.table("reviews").insert(
+            {
+                "decision_id": decision.id,
+                "sha256": decision.sha256,
+                "repo_type": decision.repo_type,
+                "repo_id": decision.repo_id,
+                "action": action,
+                "reviewer": reviewer,
+                "reason": reason,
+                "ts": time.time(),
+            }
+        )
+        state = "approved" if action == "approve" else "denied"
+        self.db.execute(
+            "UPDATE decisions SET review_state = ? WHERE sha256 = ? AND repo_type = ?"
+            " AND repo_id = ?",
+            (state, decision.sha256, decision.repo_type, decision.repo_id),
+        )
+        self.record_event(
+            "review",
+            actor=reviewer,
+            decision_id=decision.id,
+            summary=f"{action}: {decision.path} in {decision.repo_id} ({reason})",
+            data={"action": action, "reason": reason, "sha256": decision.sha256},
+        )
+        assert table.last_pk is not None
+        return int(table.last_pk)
+
+    def latest_review(self, sha256: str, repo_type: str, repo_id: str) -> ReviewRow | None:
+        for row in self.db.query(
+            "SELECT * FROM reviews WHERE sha256 = ? AND repo_type = ? AND repo_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (sha256, repo_type, repo_id),
+        ):
+            return ReviewRow(**row)
+        return None
+
+    def reviews_for(self, sha256: str, repo_type: str, repo_id: str) -> list[ReviewRow]:
+        return [
+            ReviewRow(**row)
+            for row in self.db.query(
+                "SELECT * FROM reviews WHERE sha256 = ? AND repo_type = ? AND repo_id = ?"
+                " ORDER BY id",
+                (sha256, repo_type, repo_id),
+            )
+        ]
+
+    def record_event(
+        self,
+        kind: str,
+        *,
+        actor: str | None,
+        summary: str,
+        data: dict[str, Any],
+        decision_id: int | None = None,
+    ) -> None:
+        self.db.table("events").insert(
+            {
+                "ts": time.time(),
+                "kind": kind,
+                "actor": actor,
+                "decision_id": decision_id,
+                "summary": summary,
+                "data": json.dumps(data),
+            }
+        )
+
+    def events(self, *, since_ts: float = 0.0, limit: int = 1000) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM events WHERE ts >= ? ORDER BY id LIMIT ?", (since_ts, limit)
+            )
+        )
+
+    def events_page(
+        self, since_ts: float, limit: int, before_ts: float | None
+    ) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM events WHERE ts >= ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT ?",
+                (since_ts, before_ts if before_ts is not None else float("inf"), limit),
+            )
+        )
+
+    def audit_page(
+        self, since_ts: float, limit: int, before_ts: float | None
+    ) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM audit WHERE ts >= ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT ?",
+                (since_ts, before_ts if before_ts is not None else float("inf"), limit),
+            )
+        )
+
+    def requests_for(
+        self, repo_type: str, repo_id: str, commit: str, path: str, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM audit WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?"
+                " AND path = ? ORDER BY id DESC LIMIT ?",
+                (repo_type, repo_id, commit, path, limit),
+            )
+        )
+
+    def decision_counts_by_day(self, since_ts: float) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT date(created_at, 'unixepoch') AS day, verdict, coalesce(format, '?')"
+                " AS format, count(*) AS n FROM decisions WHERE created_at >= ?"
+                " GROUP BY day, verdict, format",
+                (since_ts,),
+            )
+        )
+
+    # --- facts about commits ----------------------------------------------------------------
+
+    def commit_facts(self, repo_type: str, repo_id: str, commit: str) -> dict[str, Any] | None:
+        for row in self.db.query(
+            "SELECT facts FROM commit_facts WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?",
+            (repo_type, repo_id, commit),
+        ):
+            facts: dict[str, Any] = json.loads(row["facts"])
+            return facts
+        return None
+
+    def record_commit_facts(
+        self, repo_type: str, repo_id: str, commit: str, facts: dict[str, Any]
+    ) -> None:
+        self.db.table("commit_facts").upsert(
+            {
+                "repo_type": repo_type,
+                "repo_id": repo_id,
+                "commit_sha": commit,
+                "facts": json.dumps(facts),
+                "fetched_at": time.time(),
+            },
+            pk=("repo_type", "repo_id", "commit_sha"),
+        )
 
     # --- cached API answers ---------------------------------------------------------------
 
@@ -356,7 +716,16 @@ class Registry:
     def counts(self) -> dict[str, int]:
         return {
             table: int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
-            for table in ("repos", "revisions", "blobs", "files", "decisions", "audit")
+            for table in (
+                "repos",
+                "revisions",
+                "blobs",
+                "files",
+                "decisions",
+                "reviews",
+                "events",
+                "audit",
+            )
         }
 
 
@@ -368,6 +737,30 @@ def _blob_row(row: dict[str, Any]) -> BlobRow:
         state=BlobState(row["state"]),
         format=row["format"],
         reason=row["reason"],
+        report=row.get("report"),
+        scanner_version=row.get("scanner_version"),
+    )
+
+
+def _decision_row(row: dict[str, Any]) -> DecisionRow:
+    return DecisionRow(
+        id=int(row["id"]),
+        sha256=row["sha256"],
+        repo_type=row["repo_type"],
+        repo_id=row["repo_id"],
+        commit_sha=row["commit_sha"],
+        path=row["path"],
+        verdict=row["verdict"],
+        reasons=json.loads(row["reasons"]),
+        scanner=row["scanner"],
+        scanner_version=row["scanner_version"],
+        policy_version=row["policy_version"],
+        review_state=row["review_state"],
+        format=row["format"],
+        size_bytes=int(row["size_bytes"]),
+        audit_only=bool(row["audit_only"]),
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
     )
 
 

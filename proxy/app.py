@@ -3,6 +3,8 @@ id, caller, error rendering, audit row, `request_finished` log line), and servic
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,10 +13,12 @@ import structlog
 from aiohttp import hdrs, web
 
 from cache.blobs import BlobStore
-from cache.registry import AsyncRegistry, AuditRow
+from cache.registry import AsyncRegistry, AuditRow, DecisionRow
+from proxy.admin.api import setup_api
+from proxy.admin.ui import setup_ui
 from proxy.auth import Fingerprinter
-from proxy.context import CONTEXT, SERVICES, RequestContext, Services
-from proxy.errors import AirlockError, MethodNotAllowed, NotFound
+from proxy.context import CONTEXT, SERVICES, RequestContext, Services, public_base
+from proxy.errors import AirlockError, Blocked, ConfigError, MethodNotAllowed, NotFound
 from proxy.hub import (
     EXPOSED_HEADERS,
     HarnessesRoute,
@@ -25,43 +29,66 @@ from proxy.hub import (
     header_safe,
     parse_route,
 )
+from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline
+from proxy.policy import load_policy
+from proxy.review import ReviewService
+from proxy.review import view as review_view
 from proxy.routes import api, health, resolve
 from proxy.scan import Scanner
 from proxy.scan.isolated import IsolatedScanner
 from proxy.settings import Settings
 from proxy.upstream import UpstreamClient
+from proxy.webhook import Webhook
 
 log = structlog.get_logger(__name__)
 
+# Probes and scrapes: frequent, and about Airlock itself rather than anyone's download.
+UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 READ_ONLY_MESSAGE = "Airlock is a read-only mirror: uploads and changes go to the Hub itself"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RELOADS = web.AppKey("policy_reloads", set[asyncio.Future[None]])
 
 
 def create_app(settings: Settings, *, scanner: Scanner | None = None) -> web.Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = BlobStore(settings.data_dir)
     registry = AsyncRegistry(settings.data_dir / "registry.sqlite3")
-    upstream = UpstreamClient(settings)
+    metrics = Metrics()
+    upstream = UpstreamClient(settings, metrics=metrics)
+    pipeline = Pipeline(
+        settings,
+        store=store,
+        registry=registry,
+        upstream=upstream,
+        scanner=scanner
+        or IsolatedScanner(
+            workers=settings.scan_workers,
+            memory_bytes=settings.scan_memory_bytes,
+            time_limit_s=settings.scan_time_limit_s,
+        ),
+        policy=load_policy(settings.policy),
+    )
+    fingerprinter = Fingerprinter.from_data_dir(settings.data_dir)
+    webhook = Webhook.from_settings(settings, metrics)
+    _connect_hooks(pipeline, metrics, webhook)
     services = Services(
         settings=settings,
         store=store,
         registry=registry,
         upstream=upstream,
-        pipeline=Pipeline(
-            settings,
-            store=store,
-            registry=registry,
-            upstream=upstream,
-            scanner=scanner
-            or IsolatedScanner(
-                workers=settings.scan_workers,
-                memory_bytes=settings.scan_memory_bytes,
-                time_limit_s=settings.scan_time_limit_s,
-            ),
+        pipeline=pipeline,
+        fingerprinter=fingerprinter,
+        metrics=metrics,
+        review=ReviewService(
+            registry,
+            pipeline,
+            fingerprinter.caller(None, settings.upstream_token),
+            notify=webhook.notify if webhook else None,
+            policy_path=settings.policy,
         ),
-        fingerprinter=Fingerprinter.from_data_dir(settings.data_dir),
+        webhook=webhook,
     )
     app = web.Application(middlewares=[_middleware], client_max_size=1024 * 1024)
     app[SERVICES] = services
@@ -69,8 +96,39 @@ def create_app(settings: Settings, *, scanner: Scanner | None = None) -> web.App
     app.on_response_prepare.append(_stamp_response)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", _metrics)
+    setup_ui(app)  # /ui/: the review web UI (before the catch-all)
+    setup_api(app)  # /admin/api/: the JSON admin API
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app
+
+
+def _connect_hooks(pipeline: Pipeline, metrics: Metrics, webhook: Webhook | None) -> None:
+    def decided(row: DecisionRow, changed: bool) -> None:
+        if changed:
+            metrics.decision(row.verdict, row.format or "unknown")
+
+    def quarantined(row: DecisionRow) -> None:
+        if webhook is not None:
+            webhook.notify("blob_quarantined", review_view(row).to_json())
+
+    pipeline.hooks.scanned = lambda report: metrics.scan_finished(
+        report.duration_ms / 1000, report.format.value
+    )
+    pipeline.hooks.decided = decided
+    pipeline.hooks.quarantined = quarantined
+
+
+def _on_sighup(app: web.Application) -> None:
+    async def reload() -> None:
+        try:
+            await app[SERVICES].review.reload_from_file(actor="SIGHUP")
+        except ConfigError as exc:
+            log.exception("policy_reload_failed", error=str(exc))
+
+    task = asyncio.ensure_future(reload())
+    app[RELOADS].add(task)
+    task.add_done_callback(app[RELOADS].discard)
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -78,18 +136,42 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     removed = services.store.prepare()
     services.registry.open()
     await services.upstream.start()
+    if services.webhook is not None:
+        await services.webhook.start()
+    app[RELOADS] = set()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, _on_sighup, app)
+        sighup = True
+    except (ValueError, RuntimeError):  # not the main thread (tests run apps in threads)
+        sighup = False
+    policy = services.pipeline.policy
     log.info(
         "airlock_started",
         upstream=services.settings.upstream_origin,
         data_dir=str(services.settings.data_dir),
         staging_files_removed=removed,
         scanner=services.pipeline.scanner.name,
+        scanner_version=services.pipeline.scanner.version,
+        policy_version=policy.version,
+        policy_source=policy.source,
     )
     yield
+    if sighup:
+        loop.remove_signal_handler(signal.SIGHUP)
+    await services.review.wait_idle()
     await services.pipeline.close()
     services.pipeline.scanner.close()
+    if services.webhook is not None:
+        await services.webhook.close()  # sends what is queued, for a few seconds at most
     await services.upstream.close()
     services.registry.close()
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus scrape endpoint (text format); see proxy/metrics.py for what is counted."""
+    body, content_type = request.app[SERVICES].metrics.render()
+    return web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
@@ -128,6 +210,9 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         response = await handler(request)
     except AirlockError as err:
+        if isinstance(err, Blocked):
+            err.point_to(public_base(request))
+            context.commit = context.commit or err.at_commit
         response = error_response(err)
         context.verdict = context.verdict or type(err).__name__
     except web.HTTPException as exc:
@@ -162,8 +247,11 @@ def _body_bytes(request: web.Request, response: web.StreamResponse) -> int:
 async def _finish(
     request: web.Request, response: web.StreamResponse, context: RequestContext, started: float
 ) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    duration_s = time.perf_counter() - started
+    duration_ms = round(duration_s * 1000, 2)
     bytes_sent = context.bytes_sent or 0
+    services = request.app[SERVICES]
+    services.metrics.request_finished(request.method, response.status, bytes_sent, duration_s)
     repo = context.repo
     row = AuditRow(
         ts=time.time(),
@@ -182,8 +270,8 @@ async def _finish(
         verdict=context.verdict,
         duration_ms=duration_ms,
     )
-    if request.path not in ("/healthz", "/readyz"):
-        await request.app[SERVICES].registry.write(lambda r: r.record_audit(row))
+    if request.path not in UNAUDITED_PATHS:
+        await services.registry.write(lambda r: r.record_audit(row))
     log.info(
         "request_finished",
         method=request.method,

@@ -12,9 +12,12 @@ from cache.blobs import BlobStore
 from cache.registry import AsyncRegistry
 from proxy.auth import Caller, Fingerprinter
 from proxy.hub import FileRef, RepoRef
+from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline
+from proxy.review import ReviewService
 from proxy.settings import Settings
 from proxy.upstream import UpstreamClient
+from proxy.webhook import Webhook
 
 
 @dataclass
@@ -25,6 +28,10 @@ class Services:
     upstream: UpstreamClient
     pipeline: Pipeline
     fingerprinter: Fingerprinter
+    metrics: Metrics
+    review: ReviewService
+    # None when AIRLOCK_WEBHOOK_URL is not set.
+    webhook: Webhook | None = None
 
 
 @dataclass
@@ -48,3 +55,11 @@ class RequestContext:
 
 SERVICES = web.AppKey("services", Services)
 CONTEXT = web.RequestKey("airlock_context", RequestContext)
+
+
+def public_base(request: web.Request) -> str:
+    """Airlock's URL as clients know it: AIRLOCK_PUBLIC_URL, else the request's own host."""
+    configured = request.app[SERVICES].settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.scheme}://{request.host}"

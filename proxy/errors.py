@@ -61,7 +61,7 @@ class GatedRepo(AirlockError):
     """Upstream says the caller may not read this repo's files."""
 
     status = 403
-    error_code = "GatedRepo"
+    error_code: str | None = "GatedRepo"
 
     def __init__(self, message: str, *, status: int = 403) -> None:
         super().__init__(message)
@@ -83,16 +83,48 @@ class Refused(AirlockError):
     combination that huggingface_hub and transformers show to the user (hub-protocol §6.2)."""
 
     status = 403
-    error_code = "GatedRepo"
+    error_code: str | None = "GatedRepo"
 
 
 class Blocked(Refused):
     """The scan and policy decided against the blob."""
 
-    def __init__(self, message: str, *, decision_id: int | None, reasons: list[str]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        decision_id: int | None,
+        reasons: list[str],
+        review_path: str | None = None,
+        at_commit: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.decision_id = decision_id
         self.reasons = reasons
+        self.review_path = review_path
+        self.at_commit = at_commit  # for the audit row
+        self._plain = message
+
+    def point_to(self, base_url: str) -> None:
+        """End the message with where to ask for a review, on the URL the client used."""
+        if self.review_path is not None:
+            self.message = f"{self._plain} Review: {base_url}{self.review_path}"
+
+    def at_download(self) -> BlockedAtDownload:
+        """The same refusal for a download whose HEAD was let through: 451 without an error
+        code, so loaders that ignore GatedRepo show the message (see routes/resolve.py)."""
+        return BlockedAtDownload(
+            self._plain,
+            decision_id=self.decision_id,
+            reasons=self.reasons,
+            review_path=self.review_path,
+            at_commit=self.at_commit,
+        )
+
+
+class BlockedAtDownload(Blocked):
+    status = 451
+    error_code = None
 
 
 class IntegrityMismatch(Refused):

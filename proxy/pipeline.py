@@ -6,8 +6,14 @@
             cleared  -> Ready        (after an access check for restricted repos)
             blocked  -> Blocked
             unknown  -> upstream.file_meta -> one Flight per blob (single flight):
-                        fetch.stage -> fetch.verify -> scan -> policy.decide
-                        -> blobs.commit (cleared) | blobs.quarantine (corrupt, blocked)
+                        fetch.stage -> fetch.verify -> scan -> policy.evaluate
+                        -> blobs.commit (allowed) | blobs.quarantine (corrupt, refused)
+
+Decisions are per file (repo, commit, path, blob): the same bytes may be allowed in one repo
+and refused in another. A stored decision stands while the policy and scanner versions it was
+made under are current; otherwise it is made again from the stored scan report (scanning the
+bytes again first when the scanner changed), with the facts the policy needs (the model card,
+the commit's date) and the latest review of these bytes in this repo.
 
 Release points (architecture.md): a safetensors file may stream to waiting clients once its
 header has been checked; every other format is held until it is verified and scanned.
@@ -16,27 +22,46 @@ header has been checked; every other format is held until it is verified and sca
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from cache.blobs import BlobStore
-from cache.registry import AsyncRegistry, BlobRow, BlobState, FileRow
+from cache.registry import AsyncRegistry, BlobRow, BlobState, DecisionRow, FileRow
 from proxy.auth import AccessConfirmations, Caller
 from proxy.errors import (
     AirlockError,
     Blocked,
+    EntryNotFound,
     IntegrityMismatch,
     Pending,
+    Refused,
     TooLarge,
+    UpstreamError,
     UpstreamUnavailable,
 )
 from proxy.fetch import Progress, StagedBlob, stage, verify
-from proxy.hub import GIT_SHA1_RE, FileRef, RepoRef
-from proxy.policy import Verdict, decide
+from proxy.hub import GIT_SHA1_RE, FileRef, RepoRef, RepoType
+from proxy.model_card import card_licenses
+from proxy.policy import (
+    CARD_FILES,
+    ModelCard,
+    Policy,
+    Reason,
+    Review,
+    Subject,
+    Verdict,
+    evaluate,
+    summarize,
+    uses_card,
+)
 from proxy.scan import Scanner, safetensors, scanner_failure
 from proxy.scan.report import Finding, ScanReport
 from proxy.settings import Settings
@@ -57,6 +82,15 @@ class Ready:
     file: FileRow
     blob_path: Path
     warning: str | None = None
+
+
+@dataclass
+class Hooks:
+    """What the pipeline tells the rest of Airlock (metrics, the webhook); no-ops by default."""
+
+    scanned: Callable[[ScanReport], None] = field(default=lambda report: None)
+    decided: Callable[[DecisionRow, bool], None] = field(default=lambda row, changed: None)
+    quarantined: Callable[[DecisionRow], None] = field(default=lambda row: None)
 
 
 @dataclass(frozen=True)
@@ -147,8 +181,11 @@ class Pipeline:
         registry: AsyncRegistry,
         upstream: UpstreamClient,
         scanner: Scanner,
+        policy: Policy,
     ) -> None:
         self.settings = settings
+        self.policy = policy
+        self.hooks = Hooks()
         self.store = store
         self.registry = registry
         self.upstream = upstream
@@ -163,7 +200,7 @@ class Pipeline:
     async def admit(self, file: FileRef, caller: Caller) -> Admission:
         commit = await self.cached_commit(file.repo, file.revision, stale_ok=False)
         if commit is not None:
-            ready = await self._ready(file.at(commit))
+            ready = await self._ready(file.at(commit), caller)
             if ready is not None:
                 await self._check_access(file.at(commit), caller)
                 return ready
@@ -179,7 +216,9 @@ class Pipeline:
                 )
             )
         at_commit = file.at(meta.commit)
-        ready = await self._ready(at_commit) or await self._ready_by_hash(at_commit, meta)
+        ready = await self._ready(at_commit, caller) or await self._ready_by_hash(
+            at_commit, meta, caller
+        )
         if ready is not None:
             return ready
         if meta.size_bytes > self.settings.max_file_size_bytes:
@@ -207,16 +246,18 @@ class Pipeline:
             return commit
         return None
 
-    async def _ready(self, file: FileRef) -> Ready | None:
+    async def _ready(self, file: FileRef, caller: Caller) -> Ready | None:
         row = await self.registry.read(
             lambda r: r.file(file.repo.repo_type, file.repo.repo_id, file.revision, file.path)
         )
         if row is None:
             return None
         blob = await self.registry.read(lambda r: r.blob(row.sha256))
-        return await self._servable(row, blob)
+        return await self._servable(row, blob, caller)
 
-    async def _ready_by_hash(self, file: FileRef, meta: UpstreamMeta) -> Ready | None:
+    async def _ready_by_hash(
+        self, file: FileRef, meta: UpstreamMeta, caller: Caller
+    ) -> Ready | None:
         """The same bytes may already be here under another repo, commit or path."""
         if meta.sha256 is not None:
             sha256 = meta.sha256
@@ -227,25 +268,206 @@ class Pipeline:
         if blob is None or blob.size_bytes != meta.size_bytes:
             return None
         row = _file_row(file, meta, blob.sha256)
-        ready = await self._servable(row, blob)
-        if ready is not None:
-            await self.registry.write(lambda r: r.record_file(row))
-        return ready
+        await self.registry.write(lambda r: r.record_file(row))
+        return await self._servable(row, blob, caller)
 
-    async def _servable(self, row: FileRow, blob: BlobRow | None) -> Ready | None:
-        if blob is None:
+    async def _servable(self, row: FileRow, blob: BlobRow | None, caller: Caller) -> Ready | None:
+        if blob is None or blob.state is BlobState.CORRUPT:
             return None
-        if blob.state is BlobState.BLOCKED:
-            sha256 = blob.sha256
-            decision_id = await self.registry.read(lambda r: r.latest_decision_id(sha256))
-            raise blocked_error(row.repo_id, row.commit_sha, row.path, blob.reason, decision_id)
-        if blob.state is not BlobState.CLEARED:
-            return None
+        decision = await self.decision(row, blob, caller)
+        if decision.verdict != Verdict.ALLOW:
+            raise self.refusal(decision)
         path = self.store.path(blob.sha256)
+        if path is None and blob.state is BlobState.BLOCKED:
+            path = await self.release(blob.sha256)
         if path is None:
             log.error("blob_missing", sha256=blob.sha256)
             return None
         return Ready(row, path)
+
+    async def release(self, sha256: str) -> Path | None:
+        """Bytes that were allowed nowhere are allowed now (a review, a new policy)."""
+        loop = asyncio.get_running_loop()
+        path = await loop.run_in_executor(None, self.store.release, sha256)
+        if path is not None:
+            await self.registry.write(lambda r: r.set_blob_state(sha256, BlobState.CLEARED))
+            log.info("blob_released", sha256=sha256)
+        return path
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    async def decision(
+        self,
+        row: FileRow,
+        blob: BlobRow,
+        caller: Caller,
+        *,
+        remake: bool = False,
+        rescan: bool = False,
+    ) -> DecisionRow:
+        """The current decision for one file: the stored one while the policy and scanner it
+        was made under are current, else a new one. `remake` decides again from the stored
+        report (after a review); `rescan` scans the stored bytes again first."""
+        key = (row.repo_type, row.repo_id, row.commit_sha, row.path, blob.sha256)
+        existing = await self.registry.read(lambda r: r.decision_for(*key))
+        if (
+            not (remake or rescan)
+            and existing is not None
+            and existing.policy_version == self.policy.version
+            and existing.scanner_version == self.scanner.version
+            and blob.scanner_version == self.scanner.version
+        ):
+            return existing
+        report = await self._stored_report(blob, row.path, rescan=rescan)
+        return await self._decide(row, blob.sha256, report, caller)
+
+    async def _stored_report(self, blob: BlobRow, name: str, *, rescan: bool) -> ScanReport:
+        if not rescan and blob.report is not None and blob.scanner_version == self.scanner.version:
+            try:
+                return ScanReport.from_json(json.loads(blob.report))
+            except (KeyError, TypeError, ValueError):
+                log.exception("stored_report_unreadable", sha256=blob.sha256)
+        path = self.store.stored(blob.sha256)
+        if path is None:
+            return scanner_failure(self.scanner.name, FileNotFoundError(blob.sha256))
+        report = await self._scan(path, blob.size_bytes, blob.sha256, name)
+        await self.registry.write(
+            lambda r: r.record_blob(
+                sha256=blob.sha256,
+                git_sha1=blob.git_sha1,
+                size_bytes=blob.size_bytes,
+                state=blob.state,
+                format=report.format.value,
+                reason=blob.reason,
+                report=json.dumps(report.to_json()),
+                scanner_version=self.scanner.version,
+            )
+        )
+        return report
+
+    async def _decide(
+        self, row: FileRow, sha256: str, report: ScanReport, caller: Caller
+    ) -> DecisionRow:
+        repo = RepoRef(RepoType(row.repo_type), row.repo_id)
+        card, commit_ts = await self._facts(repo, row.commit_sha, row.path, caller)
+        review = await self.registry.read(
+            lambda r: r.latest_review(sha256, row.repo_type, row.repo_id)
+        )
+        subject = Subject(
+            repo_type=row.repo_type,
+            repo_id=row.repo_id,
+            commit=row.commit_sha,
+            path=row.path,
+            size_bytes=row.size_bytes,
+            report=report,
+            contents=report.contents,
+            card=card,
+            commit_ts=commit_ts,
+            review=None
+            if review is None
+            else Review(review.action, review.reviewer, review.reason),
+        )
+        decision = evaluate(self.policy, subject)
+        decision_id, changed = await self.registry.write(
+            lambda r: r.record_decision(
+                sha256=sha256,
+                repo_type=row.repo_type,
+                repo_id=row.repo_id,
+                commit=row.commit_sha,
+                path=row.path,
+                verdict=decision.verdict.value,
+                reasons=[reason.to_json() for reason in decision.reasons],
+                scanner=report.scanner,
+                scanner_version=self.scanner.version,
+                policy_version=decision.policy_version,
+                format=report.format.value,
+                size_bytes=row.size_bytes,
+                audit_only=decision.audit_only,
+            )
+        )
+        stored = await self.registry.read(lambda r: r.decision(decision_id))
+        assert stored is not None
+        log.info(
+            "policy_decided",
+            repo_id=row.repo_id,
+            commit=row.commit_sha,
+            path=row.path,
+            sha256=sha256,
+            verdict=decision.verdict.value,
+            audit_only=decision.audit_only,
+            reasons=[r.to_json() for r in decision.reasons],
+            policy_version=decision.policy_version,
+            decision_id=decision_id,
+        )
+        self.hooks.decided(stored, changed)
+        return stored
+
+    async def _facts(
+        self, repo: RepoRef, commit: str, path: str, caller: Caller
+    ) -> tuple[ModelCard | None, float | None]:
+        """The model card and the commit's date, when the policy reads them (cached per
+        commit: commits never change)."""
+        need_card = uses_card(self.policy)
+        need_date = self.policy.age.min_days > 0
+        if path in CARD_FILES or not (need_card or need_date):
+            return None, None
+        known = await self.registry.read(
+            lambda r: r.commit_facts(repo.repo_type, repo.repo_id, commit)
+        )
+        facts: dict[str, Any] = dict(known or {})
+        card_refused = False
+        if need_card and "card" not in facts:
+            try:
+                facts["card"] = await self._read_card(repo, commit, caller)
+            except Refused as exc:
+                # The card itself is refused (say, its repo is denied): it cannot be read, and
+                # that is not remembered, so a review of the card is seen next time.
+                log.info("model_card_refused", repo_id=repo.repo_id, reason=exc.message)
+                facts["card"] = {"present": False, "licenses": []}
+                card_refused = True
+        if need_date and facts.get("commit_ts") is None:
+            facts["commit_ts"] = await self._commit_ts(repo, commit, caller)
+        if facts != (known or {}) and not card_refused:
+            await self.registry.write(
+                lambda r: r.record_commit_facts(repo.repo_type, repo.repo_id, commit, facts)
+            )
+        card = None
+        if need_card:
+            card = ModelCard(bool(facts["card"]["present"]), tuple(facts["card"]["licenses"]))
+        commit_ts = facts.get("commit_ts") if need_date else None
+        return card, None if commit_ts is None else float(commit_ts)
+
+    async def _read_card(self, repo: RepoRef, commit: str, caller: Caller) -> dict[str, Any]:
+        readme = FileRef(repo, commit, "README.md")
+        try:
+            admission = await self.admit(readme, caller)
+            ready = (
+                admission if isinstance(admission, Ready) else await self.settle(admission, None)
+            )
+        except (EntryNotFound, UpstreamError) as exc:
+            if isinstance(exc, UpstreamError) and exc.error_code != "EntryNotFound":
+                raise
+            return {"present": False, "licenses": []}
+        assert ready is not None
+        loop = asyncio.get_running_loop()
+        text = await loop.run_in_executor(None, _read_head, ready.blob_path, MAX_CARD_BYTES)
+        return {"present": True, "licenses": list(card_licenses(text))}
+
+    async def _commit_ts(self, repo: RepoRef, commit: str, caller: Caller) -> float | None:
+        path = f"/api/{repo.repo_type.value}s/{repo.repo_id}/revision/{commit}"
+        try:
+            answer = await self.upstream.api("GET", path, caller)
+            modified = json.loads(answer.body).get("lastModified")
+            return datetime.fromisoformat(str(modified).replace("Z", "+00:00")).timestamp()
+        except (AirlockError, ValueError, AttributeError) as exc:
+            log.warning("commit_date_unknown", repo_id=repo.repo_id, commit=commit, error=str(exc))
+            return None
+
+    def refusal(self, decision: DecisionRow) -> Blocked:
+        reasons = [Reason.from_json(r) for r in decision.reasons]
+        return blocked_error(
+            decision.repo_id, decision.commit_sha, decision.path, summarize(reasons), decision.id
+        )
 
     # --- access to restricted repos ------------------------------------------------------------
 
@@ -277,7 +499,7 @@ class Pipeline:
     async def _offline(self, file: FileRef, caller: Caller) -> Ready:
         """Upstream is down: serve what was cleared before, marked as such; invent nothing."""
         commit = await self.cached_commit(file.repo, file.revision, stale_ok=True)
-        ready = await self._ready(file.at(commit)) if commit else None
+        ready = await self._ready(file.at(commit), caller) if commit else None
         if ready is None:
             raise UpstreamUnavailable(
                 f"Airlock could not reach upstream and has no cleared copy of {file.path} in "
@@ -325,7 +547,7 @@ class Pipeline:
             problem = verify(staged, meta)
             if problem is not None:
                 await self._quarantine_corrupt(file, staged, problem)
-            return await self._judge(file, meta, staged, flight.progress)
+            return await self._judge(file, meta, staged, flight.progress, caller)
         except AirlockError as exc:
             self.store.discard(flight.progress.staging)
             self._remember_failure(flight.key, exc)
@@ -398,33 +620,19 @@ class Pipeline:
         )
 
     async def _judge(
-        self, file: FileRef, meta: UpstreamMeta, staged: StagedBlob, progress: Progress
+        self,
+        file: FileRef,
+        meta: UpstreamMeta,
+        staged: StagedBlob,
+        progress: Progress,
+        caller: Caller,
     ) -> Cleared:
-        report = await self._scan(staged, file.path)
-        decision = decide(report)
-        decision_id = await self.registry.write(
-            lambda r: r.record_decision(
-                sha256=staged.sha256,
-                repo_type=file.repo.repo_type,
-                repo_id=file.repo.repo_id,
-                commit=file.revision,
-                path=file.path,
-                verdict=decision.verdict.value,
-                reasons=list(decision.reasons),
-                scanner=report.scanner,
-            )
-        )
-        log.info(
-            "policy_decided",
-            repo_id=file.repo.repo_id,
-            path=file.path,
-            sha256=staged.sha256,
-            verdict=decision.verdict.value,
-            reasons=list(decision.reasons),
-            decision_id=decision_id,
-        )
-        state = BlobState.CLEARED if decision.verdict is Verdict.ALLOW else BlobState.BLOCKED
-        if state is BlobState.CLEARED:
+        report = await self._scan(staged.staging.path, staged.size_bytes, staged.sha256, file.path)
+        row = _file_row(file, meta, staged.sha256)
+        decision = await self._decide(row, staged.sha256, report, caller)
+        allowed = decision.verdict == Verdict.ALLOW
+        state = BlobState.CLEARED if allowed else BlobState.BLOCKED
+        if allowed:
             # Verified and allowed: streamed readers may send the last byte now, without waiting
             # for the commit's fsync (which only makes the cache copy crash-proof).
             progress.cleared = True
@@ -436,7 +644,7 @@ class Pipeline:
             )
         else:
             self.store.quarantine(staged.staging, staged.sha256)
-        reason = "; ".join(decision.reasons) or None
+        reasons = [Reason.from_json(r) for r in decision.reasons]
         await self.registry.write(
             lambda r: r.record_blob(
                 sha256=staged.sha256,
@@ -444,31 +652,41 @@ class Pipeline:
                 size_bytes=staged.size_bytes,
                 state=state,
                 format=report.format.value,
-                reason=reason,
+                reason=None if allowed else summarize(reasons),
+                report=json.dumps(report.to_json()),
+                scanner_version=self.scanner.version,
             )
         )
-        await self.registry.write(lambda r: r.record_file(_file_row(file, meta, staged.sha256)))
-        if state is BlobState.BLOCKED:
-            raise blocked_error(file.repo.repo_id, file.revision, file.path, reason, decision_id)
+        await self.registry.write(lambda r: r.record_file(row))
+        if not allowed:
+            log.warning(
+                "blob_quarantined",
+                reason="policy",
+                repo_id=file.repo.repo_id,
+                path=file.path,
+                sha256=staged.sha256,
+                decision_id=decision.id,
+            )
+            self.hooks.quarantined(decision)
+            raise self.refusal(decision)
         return Cleared(staged.sha256, staged.size_bytes, blob_path)
 
-    async def _scan(self, staged: StagedBlob, name: str) -> ScanReport:
+    async def _scan(self, path: Path, size_bytes: int, sha256: str, name: str) -> ScanReport:
         loop = asyncio.get_running_loop()
         try:
-            report = await loop.run_in_executor(
-                None, self.scanner.scan, staged.staging.path, staged.size_bytes, name
-            )
+            report = await loop.run_in_executor(None, self.scanner.scan, path, size_bytes, name)
         except Exception as exc:  # a scanner crash is a finding, never a pass
-            log.exception("scan_failed", scanner=self.scanner.name, sha256=staged.sha256)
+            log.exception("scan_failed", scanner=self.scanner.name, sha256=sha256)
             report = scanner_failure(self.scanner.name, exc)
         log.info(
             "scan_finished",
-            sha256=staged.sha256,
+            sha256=sha256,
             scanner=report.scanner,
             format=report.format.value,
             findings=[f.rule for f in report.findings],
             duration_ms=report.duration_ms,
         )
+        self.hooks.scanned(report)
         return report
 
     async def settle(self, fetching: Fetching, timeout_s: float | None) -> Ready | None:
@@ -506,17 +724,20 @@ def _file_row(file: FileRef, meta: UpstreamMeta, sha256: str) -> FileRow:
     )
 
 
-def blocked_error(
-    repo_id: str, commit: str, path: str, reason: str | None, decision_id: int | None
-) -> Blocked:
-    reasons = [reason or "blocked by policy"]
-    review = (
-        f"Ask your security team to review decision #{decision_id}."
-        if decision_id is not None
-        else "Ask your security team to review it."
-    )
+def blocked_error(repo_id: str, commit: str, path: str, reason: str, decision_id: int) -> Blocked:
+    """The refusal users see; the middleware appends the review page's URL."""
     return Blocked(
-        f"Airlock blocked {path} in {repo_id}@{commit}: {reasons[0]}. {review}",
+        f"Airlock blocked {path} in {repo_id}@{commit}: {reason}.",
         decision_id=decision_id,
-        reasons=reasons,
+        reasons=[reason],
+        review_path=f"/ui/decisions/{decision_id}",
+        at_commit=commit,
     )
+
+
+MAX_CARD_BYTES = 1024 * 1024
+
+
+def _read_head(path: Path, limit: int) -> str:
+    with path.open("rb") as handle:
+        return handle.read(limit).decode("utf-8", "replace")

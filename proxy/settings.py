@@ -7,6 +7,7 @@ Every field is documented in `deploy/airlock.env.example` (a test checks that).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from proxy.errors import ConfigError
 
 ENV_PREFIX = "AIRLOCK_"
+_ACCOUNT_NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class Settings:
     upstream: str = "https://huggingface.co"
     # Blobs, staging, quarantine and the SQLite registry live here.
     data_dir: Path = Path("airlock-data")
+    # The policy file (TOML; see deploy/policy.example.toml). Without one, the default policy
+    # applies: block any finding at medium severity or above, and custom code.
+    policy: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     # Hosts (globs) that upstream may redirect file downloads to, besides its own host. The Hub
@@ -60,6 +65,19 @@ class Settings:
     scan_memory_bytes: int = 2 * 1024**3
     scan_time_limit_s: float = 300.0
     log_level: str = "info"
+    # Events (a blob quarantined, a review action) are POSTed as JSON to this http(s) URL.
+    # None: no webhook. The URL is never logged (it may embed a token); only its host is.
+    webhook_url: str | None = None
+    # When set, each POST carries X-Airlock-Signature: sha256=<hex HMAC-SHA256 of the body>.
+    webhook_secret: str | None = None
+    # How many times a failed delivery (connection error, timeout, 5xx, 429) is retried.
+    webhook_retries: int = 5
+    # Review UI and admin API accounts. Users: "name:<password hash>" (`airlock admin
+    # hash-password` makes one); tokens, for API clients: "name:<sha256 hex of the token>".
+    admin_users: tuple[str, ...] = ()
+    admin_tokens: tuple[str, ...] = ()
+    # How long a review UI login lasts.
+    session_ttl_s: float = 8 * 3600
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -92,8 +110,23 @@ class Settings:
             raise ConfigError("AIRLOCK_SCAN_TIME_LIMIT_S", "must be positive")
         if self.upstream_retries < 0 or self.max_file_size_bytes <= 0:
             raise ConfigError("AIRLOCK_UPSTREAM_RETRIES", "must not be negative")
+        if self.webhook_url is not None and not _is_http_url(self.webhook_url):
+            # The value itself is not echoed: a webhook URL may carry a token.
+            raise ConfigError("AIRLOCK_WEBHOOK_URL", "must be an http(s) URL with a host")
+        if self.webhook_retries < 0:
+            raise ConfigError("AIRLOCK_WEBHOOK_RETRIES", "must not be negative")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError("AIRLOCK_LOG_LEVEL", "must be debug, info, warning or error")
+        _check_accounts("AIRLOCK_ADMIN_USERS", self.admin_users)
+        _check_accounts("AIRLOCK_ADMIN_TOKENS", self.admin_tokens)
+        for entry in self.admin_tokens:
+            digest = entry.partition(":")[2]
+            if len(digest) != 64 or digest.strip("0123456789abcdef"):
+                raise ConfigError(
+                    "AIRLOCK_ADMIN_TOKENS", "needs the token's sha256 as 64 lowercase hex digits"
+                )
+        if self.session_ttl_s <= 0:
+            raise ConfigError("AIRLOCK_SESSION_TTL_S", "must be positive")
 
     @property
     def upstream_origin(self) -> str:
@@ -117,6 +150,14 @@ class Settings:
         return cls(**values)
 
 
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+
+
 def _coerce(name: str, type_name: object, raw: str) -> object:
     var = ENV_PREFIX + name.upper()
     text = str(type_name)
@@ -132,3 +173,18 @@ def _coerce(name: str, type_name: object, raw: str) -> object:
     except ValueError:
         raise ConfigError(var, f"is not a valid number: {raw!r}") from None
     return raw
+
+
+def _check_accounts(variable: str, entries: tuple[str, ...]) -> None:
+    """Each entry is "name:secret"; names are unique. The secret's own format is checked where
+    it is used (proxy.admin.auth), which knows it."""
+    names: set[str] = set()
+    for entry in entries:
+        name, colon, secret = entry.partition(":")
+        if not colon or not secret or not _ACCOUNT_NAME_RE.fullmatch(name):
+            raise ConfigError(
+                variable, 'entries must look like "name:secret" (name: A-Z a-z 0-9 . _ @ -)'
+            )
+        if name in names:
+            raise ConfigError(variable, f"names {name!r} twice")
+        names.add(name)

@@ -29,6 +29,7 @@ from proxy.hub import (
     parse_route,
     resolve_url_path,
 )
+from proxy.metrics import Metrics
 from proxy.settings import Settings
 
 MAX_REDIRECTS = 10
@@ -75,8 +76,9 @@ class ApiAnswer:
 
 
 class UpstreamClient:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.origin = settings.upstream_origin
         parts = urlsplit(self.origin)
         self._origin_key = (parts.scheme, parts.hostname, parts.port)
@@ -217,6 +219,7 @@ class UpstreamClient:
                 method, url, headers=headers, data=data, allow_redirects=False
             ) as resp:
                 if resp.status == 429 or resp.status >= 500:
+                    self._count_error("429" if resp.status == 429 else "5xx")
                     raise UpstreamUnavailable(
                         _message_from(resp.headers, b"")
                         or f"Upstream answered {resp.status} {resp.reason}",
@@ -225,9 +228,17 @@ class UpstreamClient:
                     )
                 yield resp
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            # Also what the caller's body reads raise: a stalled body is a timeout, a cut one
+            # (ClientPayloadError) a connection error. aiohttp's timeouts are ConnectionErrors
+            # too, so TimeoutError is asked first.
+            self._count_error("timeout" if isinstance(exc, TimeoutError) else "connection")
             raise UpstreamUnavailable(
                 f"Upstream {urlsplit(url).hostname} could not be reached: {type(exc).__name__}"
             ) from exc
+
+    def _count_error(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.upstream_error(kind)
 
 
 def _pinned(url: str, commit: str) -> str:

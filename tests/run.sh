@@ -14,6 +14,13 @@ CLIENT_PYTHON=${CLIENT_PYTHON:-$(find_python 11)} || {
 }
 pip_quiet() { "$@" --quiet --disable-pip-version-check 2>&1 | grep -v "^WARNING: Location" || true; }
 
+# The review UI's browser tests drive Debian's Chromium through Playwright (never Playwright's own
+# browser download). CI runs as root; elsewhere sudo is used when present.
+if [ ! -x /usr/bin/chromium ]; then
+    as_root=$([ "$(id -u)" = 0 ] || echo sudo)
+    $as_root apt-get update -qq
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 [ -x .venv/bin/python ] || "$AIRLOCK_PYTHON" -m venv .venv
 pip_quiet .venv/bin/pip install -e ".[test]"
 [ -x .venv-client/bin/python ] || "$CLIENT_PYTHON" -m venv .venv-client

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,10 @@ import pytest
 
 from tests.artifacts import CONFIG_JSON, pickled_weights
 from tests.fakehub import FakeHub, Fault
-from tests.http import raw_request
+from tests.http import free_port, raw_request
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 TOKEN = "hf_cliSECRETtoken123456"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_airlock(

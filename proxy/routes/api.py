@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from proxy.context import CONTEXT, SERVICES, Services
+from proxy.context import CONTEXT, SERVICES, Services, public_base
 from proxy.errors import MethodNotAllowed, NotFound, UpstreamUnavailable
 from proxy.hub import (
     GIT_SHA1_RE,
@@ -153,7 +153,9 @@ def _respond(
 ) -> web.Response:
     out = dict(headers)
     if "Link" in out:
-        link = rewrite_link_header(out["Link"], services.settings.upstream_origin, _base(request))
+        link = rewrite_link_header(
+            out["Link"], services.settings.upstream_origin, public_base(request)
+        )
         if link is None:
             del out["Link"]
         else:
@@ -161,10 +163,3 @@ def _respond(
     if warning:
         out["X-HF-Warning"] = warning_header("airlock-offline", warning)
     return web.Response(body=body, headers=out)
-
-
-def _base(request: web.Request) -> str:
-    configured = request.app[SERVICES].settings.public_url
-    if configured:
-        return configured.rstrip("/")
-    return f"{request.scheme}://{request.host}"

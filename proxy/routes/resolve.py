@@ -5,17 +5,57 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 from proxy.context import CONTEXT, SERVICES
+from proxy.errors import Blocked
 from proxy.hub import ResolveRoute, file_headers, warning_header
 from proxy.pipeline import Fetching, Ready
 from proxy.serving import BlobResponse, stream_growing
 
 
 async def resolve(request: web.Request, route: ResolveRoute) -> web.StreamResponse:
+    try:
+        return await _resolve(request, route)
+    except Blocked as blocked:
+        if not _loader_hides_refusals(request):
+            raise
+        return await _refuse_at_download(request, blocked)
+
+
+def _loader_hides_refusals(request: web.Request) -> bool:
+    """transformers loads weights with `_raise_exceptions_for_gated_repo=False`: a 403 GatedRepo
+    at HEAD time becomes "does not appear to have a file named ...", hiding Airlock's reason.
+    Its user agent names the file type only when telemetry is on, so every transformers
+    request gets the refusal at download time (which shows the reason for every file)."""
+    return "transformers/" in request.headers.get(hdrs.USER_AGENT, "")
+
+
+async def _refuse_at_download(request: web.Request, blocked: Blocked) -> web.StreamResponse:
+    """For such loaders the HEAD succeeds and the GET fails with 451 and no error code, which
+    transformers reports as "There was a specific connection error ... <Airlock's reason>"
+    (hub-protocol.md §6.2). Nothing of the file's content is sent either way."""
+    services = request.app[SERVICES]
+    row = None
+    if blocked.decision_id is not None:
+        decision_id = blocked.decision_id
+        row = await services.registry.read(lambda r: r.file_of_decision(decision_id))
+    if request.method == hdrs.METH_HEAD and row is not None:
+        request[CONTEXT].verdict = "Blocked (at download)"
+        headers = file_headers(
+            commit=row.commit_sha, etag=row.etag, size_bytes=row.size_bytes, path=row.path
+        )
+        headers[hdrs.CONTENT_LENGTH] = str(row.size_bytes)
+        return web.Response(status=200, headers=headers)
+    raise blocked.at_download()
+
+
+async def _resolve(request: web.Request, route: ResolveRoute) -> web.StreamResponse:
     services = request.app[SERVICES]
     context = request[CONTEXT]
     context.about(route.file)
     pipeline = services.pipeline
     admission = await pipeline.admit(route.file, context.caller)
+    # A hit is a cleared blob already on disk (Ready); a miss waits for a fetch and scan
+    # (Fetching). Refusals (blocked, pending errors) raise before this and count as neither.
+    services.metrics.cache_lookup(hit=isinstance(admission, Ready))
     if isinstance(admission, Fetching):
         context.commit = admission.file.revision
         flight = admission.flight

@@ -174,6 +174,24 @@ OPS = {
 }
 
 
+def transformers_config(args: dict[str, Any]) -> dict[str, Any]:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(args["repo_id"], revision=args.get("revision"))
+    return {"model_type": config.model_type}
+
+
+def transformers_model(args: dict[str, Any]) -> dict[str, Any]:
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(args["repo_id"], revision=args.get("revision"))
+    return {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
+
+
+OPS["transformers_config"] = transformers_config
+OPS["transformers_model"] = transformers_model
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
     try:

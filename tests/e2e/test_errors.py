@@ -30,6 +30,7 @@ class MarkerScanner:
     """Test scanner: a finding for any file containing the EVIL marker."""
 
     name = "test-marker-scanner"
+    version = "1"
 
     def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
         findings: tuple[Finding, ...] = ()
@@ -43,6 +44,7 @@ class MarkerScanner:
 
 class CrashingScanner:
     name = "crashing-scanner"
+    version = "1"
 
     def scan(self, path: Path, size_bytes: int, name: str) -> ScanReport:
         raise RuntimeError("parser exploded")
@@ -88,7 +90,7 @@ def test_blocked_file_message_reaches_the_user(
         assert error["type"] == "GatedRepoError"
         assert f"Airlock blocked evil.bin in {REPO}@{hub.head_commit(REPO)}" in error["message"]
         assert "test-marker (critical) at byte 2: marker found" in error["message"]
-        assert "review decision #1" in error["message"]
+        assert f"Review: {airlock.url}/ui/decisions/1" in error["message"]
 
     head = raw_request("HEAD", airlock.url, f"/{REPO}/resolve/main/evil.bin")
     assert head.status == 403
