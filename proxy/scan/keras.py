@@ -360,7 +360,9 @@ class _Walker:
     def _check_registration(self, registered: object, class_name: str, path: str) -> None:
         for name in (registered, class_name):
             if isinstance(name, str) and ">" in name:
-                package = name.split(">", 1)[0]
+                package, _, short = name.partition(">")
+                if package == "Custom" and short in TF_KERAS_OPTIMIZERS:
+                    continue  # tf.keras' own optimizers, registered in the default package
                 if package.lower() != "keras":
                     self.add(
                         "keras-custom-object",
@@ -385,6 +387,14 @@ class _Walker:
                     f"{key} names {_short(name)}, which is not a Keras built-in",
                     _child(path, key),
                 )
+
+
+# tf.keras registers its own optimizers as `Custom>{name}` (the default package of
+# register_keras_serializable, tf_keras/src/optimizers): built-ins, not user code.
+TF_KERAS_OPTIMIZERS = frozenset(
+    {"Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lion", "Nadam",
+     "RMSprop", "SGD"}
+)  # fmt: skip
 
 
 def _in_keras(module: str) -> bool:

@@ -45,7 +45,6 @@ import_graph_def) are not sniffed as SavedModels; a `saved_model.pb` that does n
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -68,11 +67,6 @@ UNREADABLE_SAVED_MODELS = {
     "saved_model.pbtxt": "a text-format SavedModel (read when there is no saved_model.pb)",
     "saved_model.cpb": "a chunked SavedModel (TensorFlow's proto splitter, past 2 GiB)",
 }
-# tf.keras' optimizers, registered as `Custom>{name}` (tf_keras/src/optimizers).
-TF_KERAS_OPTIMIZERS = frozenset(
-    {"Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lion", "Nadam",
-     "RMSprop", "SGD"}
-)  # fmt: skip
 
 # Field numbers, from TensorFlow 2.21's descriptors (tensorflow/core/protobuf/saved_model.proto,
 # meta_graph.proto, saver.proto, saved_object_graph.proto; tensorflow/core/framework/graph.proto,
@@ -462,7 +456,7 @@ def check_keras_metadata(
             location = f"{location_prefix}nodes[{index}]" + (f"({path})" if path else "")
             for config_wire, config_length, config_pos in configs:  # read one at a time
                 config = _bytes(source, KERAS_METADATA, config_wire, config_length, config_pos)
-                findings.extend(keras.check_config(_tf_keras_names(config), location=location))
+                findings.extend(keras.check_config(config, location=location))
     except Malformed as exc:
         findings.append(
             Finding(
@@ -473,28 +467,6 @@ def check_keras_metadata(
             )
         )
     return findings
-
-
-def _tf_keras_names(config: bytes) -> object:
-    """tf.keras registers its own optimizers as `Custom>Adam`, `Custom>SGD`, ... (the default
-    package of register_keras_serializable): name them as the classes they resolve to, so the
-    Keras checks do not take them for user code. Anything unparsable is returned as it is, for
-    the Keras checks to report."""
-    try:
-        parsed: object = json.loads(config)
-    except (ValueError, RecursionError):
-        return config
-    stack = [parsed]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            name = value.get("class_name")
-            if isinstance(name, str) and name.removeprefix("Custom>") in TF_KERAS_OPTIMIZERS:
-                value["class_name"] = name.removeprefix("Custom>")
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return parsed
 
 
 def _bytes(source: Source, number: int, wire: int, length: int, pos: int) -> bytes:

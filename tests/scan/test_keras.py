@@ -566,3 +566,16 @@ def test_mutated_configs_never_raise(name: str, data: st.DataObject) -> None:
         text[index] = data.draw(st.integers(0, 255))
     findings = check_config(bytes(text), location=LOCATION)
     assert all(isinstance(f, Finding) for f in findings)
+
+
+def test_tf_keras_optimizers_registered_as_custom_are_built_ins() -> None:
+    """tf.keras saves its own optimizers as `Custom>Adam` (training_config of compiled models);
+    any other `Custom>` name is still a custom object."""
+    training = {
+        "optimizer_config": {"class_name": "Custom>Adam", "config": {"learning_rate": 0.001}},
+        "loss": "mse",
+    }
+    assert check_config(training, location="model.h5") == []
+    training["optimizer_config"]["class_name"] = "Custom>Backdoor"  # type: ignore[index]
+    findings = check_config(training, location="model.h5")
+    assert [f.rule for f in findings] == ["keras-custom-object"]
