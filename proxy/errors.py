@@ -97,12 +97,15 @@ class Blocked(Refused):
         reasons: list[str],
         review_path: str | None = None,
         at_commit: str | None = None,
+        upstream_file: tuple[str, int] | None = None,
     ) -> None:
         super().__init__(message)
         self.decision_id = decision_id
         self.reasons = reasons
         self.review_path = review_path
         self.at_commit = at_commit  # for the audit row
+        # (etag, size) upstream published, for a file refused before any fetch
+        self.upstream_file = upstream_file
         self._plain = message
 
     def point_to(self, base_url: str) -> None:
@@ -119,6 +122,7 @@ class Blocked(Refused):
             reasons=self.reasons,
             review_path=self.review_path,
             at_commit=self.at_commit,
+            upstream_file=self.upstream_file,
         )
 
 

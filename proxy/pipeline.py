@@ -59,6 +59,7 @@ from proxy.policy import (
     Subject,
     Verdict,
     evaluate,
+    refused_before_fetch,
     summarize,
     uses_card,
 )
@@ -225,6 +226,25 @@ class Pipeline:
             raise TooLarge(
                 f"Airlock refused {file.path} in {file.repo.repo_id}: {meta.size_bytes} bytes is "
                 f"above this mirror's limit of {self.settings.max_file_size_bytes} bytes"
+            )
+        refused = refused_before_fetch(
+            self.policy, file.repo.repo_id, at_commit.path, meta.size_bytes
+        )
+        if refused is not None:
+            # Nothing about the content could change this: do not fetch it at all.
+            log.info(
+                "policy_refused_before_fetch",
+                repo_id=file.repo.repo_id,
+                path=file.path,
+                reason=refused.to_json(),
+            )
+            raise Blocked(
+                f"Airlock blocked {file.path} in {file.repo.repo_id}@{meta.commit}: "
+                f"{refused.describe()}. Nothing was downloaded.",
+                decision_id=None,
+                reasons=[refused.describe()],
+                at_commit=meta.commit,
+                upstream_file=(meta.etag, meta.size_bytes),
             )
         failure = self.failures.get(meta.flight_key)
         if failure is not None and failure[0] > time.monotonic():

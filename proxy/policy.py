@@ -670,6 +670,17 @@ def _pinning(rule: Pinning, s: Subject) -> list[Reason]:
     ]
 
 
+def refused_before_fetch(policy: Policy, repo_id: str, path: str, size_bytes: int) -> Reason | None:
+    """An enforced block that no content, review or card could change (a denied publisher, a
+    file over the size limit): the file need not be fetched at all. Reviews cover bytes, and
+    these bytes are never fetched, so there is nothing to review either."""
+    subject = Subject("model", repo_id, "0" * 40, path, size_bytes, ScanReport(Format.UNKNOWN, ""))
+    for reason in (*_publishers(policy.publishers, subject), *_size(policy.size, subject)):
+        if reason.enforced and reason.verdict is Verdict.BLOCK:
+            return reason
+    return None
+
+
 def decide(report: ScanReport, policy: Policy = DEFAULT) -> Decision:
     """The decision for a file on its own (no repo facts): what `airlock scan` applies."""
     subject = Subject("model", "local/file", "0" * 40, "file", 0, report)

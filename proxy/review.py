@@ -293,8 +293,13 @@ class ReviewService:
     def _in_background(self, *, rescan: bool) -> int:
         task = asyncio.create_task(self.redecide_all(rescan=rescan))
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._finished)
         return len(self._background)
+
+    def _finished(self, task: asyncio.Task[int]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("decisions_remake_failed", error=repr(task.exception()))
 
     async def redecide_all(self, *, rescan: bool) -> int:
         """Make every stored decision again; returns how many changed their verdict."""
@@ -319,7 +324,9 @@ class ReviewService:
     async def wait_idle(self) -> None:
         """Wait for background re-decisions (tests, and shutdown)."""
         while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+            await asyncio.wait(list(self._background))
+            # Done tasks leave the set by callback, which has not run yet if nothing awaited.
+            self._background = {task for task in self._background if not task.done()}
 
     async def _redecide(self, row: DecisionRow, *, rescan: bool) -> DecisionRow | None:
         key = (row.repo_type, row.repo_id, row.commit_sha, row.path)

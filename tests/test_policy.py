@@ -33,6 +33,7 @@ from proxy.policy import (
     family_of,
     known_keys,
     load_policy,
+    refused_before_fetch,
     summarize,
     uses_card,
 )
@@ -1110,3 +1111,23 @@ def test_the_example_is_a_careful_policy() -> None:
         CONFIG_WITH_CODE, repo_id=repo_id, commit=OTHER_COMMIT, card=ModelCard(True, ("mit",))
     )
     assert evaluate(example, moved).verdict is Verdict.BLOCK
+
+
+@pytest.mark.parametrize(
+    "data, repo_id, size, refused",
+    [
+        ({"publishers": {"deny": ["bad/*"]}}, "bad/m", 1, "bad/m matches deny 'bad/*'"),
+        ({"publishers": {"deny": ["bad/*"]}}, "good/m", 1, None),
+        ({"publishers": {"deny": ["bad/*"], "mode": "audit"}}, "bad/m", 1, None),
+        ({"mode": "audit", "publishers": {"deny": ["bad/*"]}}, "bad/m", 1, None),
+        ({"publishers": {"allow": ["a/*"], "quarantine_unknown": True}}, "b/m", 1, None),
+        ({"size": {"max_file_bytes": 10}}, "a/m", 11, "11 bytes > 10 bytes"),
+        ({"size": {"max_file_bytes": 10}}, "a/m", 10, None),
+        ({"pinning": {"repos": {"a/m": ["a" * 40]}}}, "a/m", 1, None),  # review can allow it
+    ],
+)
+def test_only_enforced_content_blind_blocks_skip_the_fetch(
+    data: dict[str, Any], repo_id: str, size: int, refused: str | None
+) -> None:
+    reason = refused_before_fetch(Policy.from_mapping(data, source="t"), repo_id, "f.bin", size)
+    assert (reason.detail if reason else None) == refused

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from proxy.admin.auth import hash_token
 from proxy.cli import main as airlock_cli
 from tests.airlock_server import RunningAirlock
-from tests.artifacts import CONFIG_JSON
+from tests.artifacts import CONFIG_JSON, safetensors_bytes
 from tests.client import HubClient
 from tests.conftest import AirlockFactory
 from tests.e2e.test_scanning import system_pickle
@@ -256,13 +256,14 @@ def test_serve_reloads_its_policy_on_sighup(hub: FakeHub, tmp_path: Path) -> Non
         "AIRLOCK_ADMIN_TOKENS": ADMIN_TOKENS[0],
         "AIRLOCK_POLICY": str(policy),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log_path = tmp_path / "airlock.log"  # a file, not a pipe nobody drains while it runs
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy.cli", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     base = f"http://127.0.0.1:{port}"
 
     def policy_version() -> str:
@@ -279,7 +280,7 @@ def test_serve_reloads_its_policy_on_sighup(hub: FakeHub, tmp_path: Path) -> Non
                 before = policy_version()
                 break
             except OSError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert proc.poll() is None, log_path.read_text()[-3000:]
                 assert time.monotonic() < deadline, "airlock serve did not start"
                 time.sleep(0.2)
         policy.write_text('mode = "audit"\n')
@@ -429,3 +430,31 @@ def test_the_webhook_hears_of_quarantines_and_reviews(
     finally:
         loop.run(receiver.__aexit__(None, None, None))
         loop.stop()
+
+
+def test_a_denied_publisher_or_an_oversized_file_is_never_downloaded(
+    hub: FakeHub, make_airlock: AirlockFactory, tmp_path: Path
+) -> None:
+    hub.add_repo("badorg/model", {"model.safetensors": safetensors_bytes(4096)})
+    hub.add_repo("acme/big", {"model.safetensors": safetensors_bytes(64 * 1024)})
+    policy = _policy(
+        tmp_path,
+        '[publishers]\ndeny = ["badorg/*"]\nreason = "badorg is banned"\n'
+        '[size]\nmax_file_bytes = 32768\nreason = "files over 32 KiB need an exception"\n',
+    )
+    airlock = make_airlock(admin_tokens=ADMIN_TOKENS, policy=policy)
+    client = HubClient(airlock.url, tmp_path / "home")
+    hub.clear_log()
+    for repo_id, reason in (
+        ("badorg/model", "badorg is banned (badorg/model matches deny 'badorg/*')"),
+        ("acme/big", "files over 32 KiB need an exception"),
+    ):
+        error = client.run("download", repo_id=repo_id, filename="model.safetensors").error
+        assert error is not None and error["type"] == "GatedRepoError"
+        assert f"Airlock blocked model.safetensors in {repo_id}@" in error["message"]
+        assert reason in error["message"] and "Nothing was downloaded" in error["message"]
+    assert [r for r in hub.requests if r.method == "GET" and "/resolve/" in r.path] == []
+    assert [r for r in hub.requests if r.origin != "hub"] == []  # no CDN fetch either
+    assert airlock.blob_files("blobs") == [] and airlock.blob_files("quarantine") == []
+    audit = _api(airlock, "GET", "/audit")["entries"]
+    assert sum(e["status"] == 403 for e in audit if e["kind"] == "request") >= 2
