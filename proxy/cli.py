@@ -102,10 +102,13 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"airlock: configuration error: {exc}", err=True)
         sys.exit(2)
     # The same limits as the mirror: one worker process, reused, replaced after any failure.
+    import proxy.scan.engine  # noqa: F401  (loaded once, before the worker forks)
+
     scanner = IsolatedScanner(
         workers=1,
         memory_bytes=settings.scan_memory_bytes,
         time_limit_s=settings.scan_time_limit_s,
+        start_method="fork",
     )
     blocked = False
     try:

@@ -16,6 +16,7 @@ Workers are reused across scans and replaced after any failure.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import multiprocessing
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from proxy.scan import SCANNER_VERSION
 from proxy.scan.report import Finding, Format, ScanReport, Severity
@@ -36,8 +37,14 @@ ScanFunction = Callable[[Path, str, float], ScanReport]
 DEFAULT_TARGET = "proxy.scan.isolated:engine_scan"
 # How long past its own time limit a worker may take to answer before it is killed.
 GRACE_S = 5.0
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["proxy.scan.isolated", "proxy.scan.engine"])
+STOP = b"stop"
+# The mirror is multi-threaded, so its workers come from a fork server (forking a threaded
+# process is unsafe). `airlock scan` is single-threaded and forks its worker directly, which
+# saves starting two interpreters per run.
+multiprocessing.get_context("forkserver").set_forkserver_preload(
+    ["proxy.scan.isolated", "proxy.scan.engine"]
+)
+StartMethod = Literal["forkserver", "fork"]
 
 
 def engine_scan(path: Path, name: str, time_limit_s: float) -> ScanReport:
@@ -59,7 +66,9 @@ class IsolatedScanner:
         memory_bytes: int,
         time_limit_s: float,
         target: str = DEFAULT_TARGET,
+        start_method: StartMethod = "forkserver",
     ) -> None:
+        self.context = multiprocessing.get_context(start_method)
         self.memory_bytes = memory_bytes
         self.time_limit_s = time_limit_s
         self.target = target
@@ -96,7 +105,7 @@ class IsolatedScanner:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the scanner is closed")
-            worker = _Worker(self.memory_bytes, self.target)
+            worker = _Worker(self.context, self.memory_bytes, self.target)
             self._all.add(worker)
             return worker
 
@@ -114,11 +123,11 @@ class _WorkerFailed(Exception):
 
 
 class _Worker:
-    def __init__(self, memory_bytes: int, target: str) -> None:
+    def __init__(self, context: Any, memory_bytes: int, target: str) -> None:
         self.memory_bytes = memory_bytes
-        parent, child = _context.Pipe()
+        parent, child = context.Pipe()
         self.conn = parent
-        self.process = _context.Process(
+        self.process = context.Process(
             target=_serve, args=(child, memory_bytes, target), daemon=True, name="airlock-scan"
         )
         self.process.start()
@@ -167,7 +176,11 @@ class _Worker:
         self.conn.close()
 
     def stop(self) -> None:
-        self.conn.close()  # the worker sees EOF and exits
+        # Asked, not just hung up on: a forked worker holds a copy of this end of the pipe, so
+        # it would never see EOF.
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send_bytes(STOP)
+        self.conn.close()
         self.process.join(2.0)
         if self.process.is_alive():
             self.process.kill()
@@ -186,9 +199,12 @@ def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int, targe
     scan: ScanFunction = getattr(importlib.import_module(module), attribute)
     while True:
         try:
-            request = json.loads(conn.recv_bytes())
+            raw = conn.recv_bytes()
         except (EOFError, OSError):
             return
+        if raw == STOP:
+            return
+        request = json.loads(raw)
         reply: dict[str, Any]
         try:
             report = scan(Path(request["path"]), request["name"], request["time_limit_s"])

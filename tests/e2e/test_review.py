@@ -291,7 +291,13 @@ def test_serve_reloads_its_policy_on_sighup(hub: FakeHub, tmp_path: Path) -> Non
             time.sleep(0.1)
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            stopped = proc.wait(timeout=20) is not None
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            stopped = False
+    assert stopped, "airlock serve did not stop on SIGTERM"
 
 
 def test_serve_refuses_a_bad_policy_naming_the_key(tmp_path: Path) -> None:

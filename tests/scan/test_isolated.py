@@ -7,6 +7,7 @@ import pickle
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -109,3 +110,21 @@ def test_a_closed_scanner_leaves_no_worker_behind(sample: Path) -> None:
     assert workers and all(w.process.is_alive() for w in workers)
     scanner.close()
     assert not any(w.process.is_alive() for w in workers)
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "fork"])
+def test_workers_stop_promptly_whichever_way_they_started(
+    sample: Path, start_method: Literal["forkserver", "fork"]
+) -> None:
+    """A forked worker holds a copy of the parent's end of its pipe and never sees EOF: it is
+    told to stop."""
+    scanner = IsolatedScanner(
+        workers=1, memory_bytes=1024**3, time_limit_s=60.0, start_method=start_method
+    )
+    assert scanner.scan(sample, 0, "weights.pkl").findings == ()
+    workers = list(scanner._all)
+    started = time.monotonic()
+    scanner.close()
+    assert time.monotonic() - started < 1.5
+    assert not any(w.process.is_alive() for w in workers)
+    assert all(w.process.exitcode == 0 for w in workers)
