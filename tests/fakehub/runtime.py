@@ -84,6 +84,12 @@ class ServerThread:
             loop.run_forever()
         finally:
             loop.run_until_complete(self._shutdown())
+            # Handlers still inside a fault (a stall) outlive the shutdown timeout: end them
+            # here rather than leave them pending when the loop closes.
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
