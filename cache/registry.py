@@ -365,16 +365,6 @@ class Registry:
             (state.value, time.time(), sha256),
         )
 
-    def scanned_blobs(self) -> list[BlobRow]:
-        """Every blob that was verified and scanned (what a rescan goes over)."""
-        return [
-            _blob_row(row)
-            for row in self.db.query(
-                "SELECT * FROM blobs WHERE state != ? ORDER BY created_at",
-                (BlobState.CORRUPT.value,),
-            )
-        ]
-
     def file(self, repo_type: str, repo_id: str, commit: str, path: str) -> FileRow | None:
         for row in self.db.query(
             "SELECT * FROM files WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?"
@@ -421,9 +411,9 @@ class Registry:
         format: str | None,
         size_bytes: int,
         audit_only: bool,
-    ) -> tuple[int, bool]:
-        """Record the decision for one file; returns its id and whether it is new or changed
-        its verdict (an event is logged for those)."""
+    ) -> tuple[DecisionRow, bool]:
+        """Record the decision for one file; returns it as stored, and whether it is new or
+        changed its verdict (an event is logged for those)."""
         now = time.time()
         before = self.decision_for(repo_type, repo_id, commit, path, sha256)
         self.db.execute(
@@ -472,7 +462,7 @@ class Registry:
                 summary=f"{verdict}: {path} in {repo_id}@{commit[:12]}",
                 data={"verdict": verdict, "policy_version": policy_version},
             )
-        return after.id, changed
+        return after, changed
 
     def decision_for(
         self, repo_type: str, repo_id: str, commit: str, path: str, sha256: str
@@ -523,13 +513,6 @@ class Registry:
             _decision_row(row)
             for row in self.db.query("SELECT * FROM decisions WHERE sha256 = ?", (sha256,))
         ]
-
-    def latest_decision_id(self, sha256: str) -> int | None:
-        for row in self.db.query(
-            "SELECT id FROM decisions WHERE sha256 = ? ORDER BY id DESC LIMIT 1", (sha256,)
-        ):
-            return int(row["id"])
-        return None
 
     # --- reviews and events ---------------------------------------------------------------
 
@@ -602,13 +585,6 @@ class Registry:
                 "summary": summary,
                 "data": json.dumps(data),
             }
-        )
-
-    def events(self, *, since_ts: float = 0.0, limit: int = 1000) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                "SELECT * FROM events WHERE ts >= ? ORDER BY id LIMIT ?", (since_ts, limit)
-            )
         )
 
     def events_page(

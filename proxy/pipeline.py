@@ -380,7 +380,6 @@ class Pipeline:
             path=row.path,
             size_bytes=row.size_bytes,
             report=report,
-            contents=report.contents,
             card=card,
             commit_ts=commit_ts,
             review=None
@@ -388,7 +387,7 @@ class Pipeline:
             else Review(review.action, review.reviewer, review.reason),
         )
         decision = evaluate(self.policy, subject)
-        decision_id, changed = await self.registry.write(
+        stored, changed = await self.registry.write(
             lambda r: r.record_decision(
                 sha256=sha256,
                 repo_type=row.repo_type,
@@ -405,8 +404,6 @@ class Pipeline:
                 audit_only=decision.audit_only,
             )
         )
-        stored = await self.registry.read(lambda r: r.decision(decision_id))
-        assert stored is not None
         log.info(
             "policy_decided",
             repo_id=row.repo_id,
@@ -417,7 +414,7 @@ class Pipeline:
             audit_only=decision.audit_only,
             reasons=[r.to_json() for r in decision.reasons],
             policy_version=decision.policy_version,
-            decision_id=decision_id,
+            decision_id=stored.id,
         )
         self.hooks.decided(stored, changed)
         return stored

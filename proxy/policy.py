@@ -435,7 +435,6 @@ class Subject:
     path: str
     size_bytes: int
     report: ScanReport
-    contents: tuple[str, ...] = ()  # every format found in the file, nested ones included
     card: ModelCard | None = None  # None: not looked up (the rule is off)
     commit_ts: float | None = None  # None: not looked up (the rule is off) or unknown
     review: Review | None = None
@@ -558,7 +557,8 @@ def _publishers(rule: Publishers, s: Subject) -> list[Reason]:
 
 
 def _formats(rule: Formats, s: Subject) -> list[Reason]:
-    families = sorted({family_of(f) for f in (s.contents or (s.report.format.value,))})
+    found = s.report.contents or (s.report.format.value,)  # nested formats included
+    families = sorted({family_of(f) for f in found})
     reasons = []
     for family in families:
         action = rule.action(family)

@@ -58,6 +58,9 @@ def report(fmt: Format = Format.SAFETENSORS, *findings: Finding) -> ScanReport:
 
 
 def subject(scan: ScanReport = SAFE, **facts: Any) -> Subject:
+    """`contents=` sets what the scan found inside the file (ScanReport.contents)."""
+    if "contents" in facts:
+        scan = dataclasses.replace(scan, contents=facts.pop("contents"))
     values: dict[str, Any] = {
         "repo_type": "model",
         "repo_id": REPO,
