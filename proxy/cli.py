@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 import structlog
@@ -54,12 +54,8 @@ def serve(
         settings = Settings.from_env(
             upstream=upstream, data_dir=data_dir, host=host, port=port, policy=policy_file
         )
-        from proxy.policy import load_policy
-
-        load_policy(settings.policy)  # a bad policy stops Airlock here, naming the key
     except ConfigError as exc:
-        click.echo(f"airlock: configuration error: {exc}", err=True)
-        sys.exit(2)
+        _configuration_error(exc)
     log.configure(settings.log_level)
     # Imported here, after logging is configured, and so that `airlock scan` starts without
     # loading the web stack.
@@ -67,6 +63,10 @@ def serve(
 
     from proxy.app import create_app
 
+    try:
+        app = create_app(settings)  # reads the policy file and the admin accounts
+    except ConfigError as exc:
+        _configuration_error(exc)
     endpoint = f"http://{settings.host}:{settings.port}"
     structlog.get_logger(__name__).info(
         "airlock_listening",
@@ -75,7 +75,7 @@ def serve(
         hint=f"export HF_ENDPOINT={endpoint}",
     )
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=None,
@@ -83,6 +83,12 @@ def serve(
         max_line_size=settings.max_header_bytes,
         max_field_size=settings.max_header_bytes,
     )
+
+
+def _configuration_error(exc: ConfigError) -> NoReturn:
+    """Stop with the bad setting named, and exit status 2."""
+    click.echo(f"airlock: configuration error: {exc}", err=True)
+    sys.exit(2)
 
 
 @main.command()
@@ -99,8 +105,7 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        click.echo(f"airlock: configuration error: {exc}", err=True)
-        sys.exit(2)
+        _configuration_error(exc)
     # The same limits as the mirror: one worker process, reused, replaced after any failure.
     import proxy.scan.engine  # noqa: F401  (loaded once, before the worker forks)
 

@@ -314,6 +314,24 @@ def test_serve_refuses_a_bad_policy_naming_the_key(tmp_path: Path) -> None:
     assert "findings.block_at" in result.stderr and "severe" in result.stderr
 
 
+def test_serve_refuses_a_malformed_admin_account_naming_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy.cli", "serve"],
+        env={
+            **os.environ,
+            "AIRLOCK_DATA_DIR": str(tmp_path / "data"),
+            "AIRLOCK_ADMIN_USERS": "alice:plaintext-password",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "configuration error: AIRLOCK_ADMIN_USERS entry 'alice'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_bytes_seen_before_elsewhere_are_judged_for_this_repo_and_audited(
     hub: FakeHub, make_airlock: AirlockFactory, tmp_path: Path
 ) -> None:
