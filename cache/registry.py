@@ -383,12 +383,6 @@ class Registry:
             )
         return None
 
-    def file_of_decision(self, decision_id: int) -> FileRow | None:
-        decision = self.decision(decision_id)
-        if decision is None:
-            return None
-        return self.file(decision.repo_type, decision.repo_id, decision.commit_sha, decision.path)
-
     def record_file(self, row: FileRow) -> None:
         record = asdict(row)
         record["lfs"] = int(row.lfs)

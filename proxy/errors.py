@@ -104,7 +104,7 @@ class Blocked(Refused):
         self.reasons = reasons
         self.review_path = review_path
         self.at_commit = at_commit  # for the audit row
-        # (etag, size) upstream published, for a file refused before any fetch
+        # (etag, size) upstream published for the file: what a HEAD let through shows
         self.upstream_file = upstream_file
         self._plain = message
 

@@ -296,7 +296,7 @@ class Pipeline:
             return None
         decision = await self.decision(row, blob, caller)
         if decision.verdict != Verdict.ALLOW:
-            raise self.refusal(decision)
+            raise self.refusal(decision, row)
         path = self.store.path(blob.sha256)
         if path is None and blob.state is BlobState.BLOCKED:
             path = await self.release(blob.sha256)
@@ -480,10 +480,16 @@ class Pipeline:
             log.warning("commit_date_unknown", repo_id=repo.repo_id, commit=commit, error=str(exc))
             return None
 
-    def refusal(self, decision: DecisionRow) -> Blocked:
-        reasons = [Reason.from_json(r) for r in decision.reasons]
-        return blocked_error(
-            decision.repo_id, decision.commit_sha, decision.path, summarize(reasons), decision.id
+    def refusal(self, decision: DecisionRow, file: FileRow) -> Blocked:
+        """The refusal users see; the middleware appends the review page's URL."""
+        reason = summarize([Reason.from_json(r) for r in decision.reasons])
+        return Blocked(
+            f"Airlock blocked {file.path} in {file.repo_id}@{file.commit_sha}: {reason}.",
+            decision_id=decision.id,
+            reasons=[reason],
+            review_path=f"/ui/decisions/{decision.id}",
+            at_commit=file.commit_sha,
+            upstream_file=(file.etag, file.size_bytes),
         )
 
     # --- access to restricted repos ------------------------------------------------------------
@@ -685,7 +691,7 @@ class Pipeline:
                 decision_id=decision.id,
             )
             self.hooks.quarantined(decision)
-            raise self.refusal(decision)
+            raise self.refusal(decision, row)
         return Cleared(staged.sha256, staged.size_bytes, blob_path)
 
     async def _scan(self, path: Path, size_bytes: int, sha256: str, name: str) -> ScanReport:
@@ -738,17 +744,6 @@ def _file_row(file: FileRef, meta: UpstreamMeta, sha256: str) -> FileRow:
         etag=meta.etag,
         lfs=meta.lfs,
         size_bytes=meta.size_bytes,
-    )
-
-
-def blocked_error(repo_id: str, commit: str, path: str, reason: str, decision_id: int) -> Blocked:
-    """The refusal users see; the middleware appends the review page's URL."""
-    return Blocked(
-        f"Airlock blocked {path} in {repo_id}@{commit}: {reason}.",
-        decision_id=decision_id,
-        reasons=[reason],
-        review_path=f"/ui/decisions/{decision_id}",
-        at_commit=commit,
     )
 
 

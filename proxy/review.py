@@ -262,7 +262,7 @@ class ReviewService:
         await self.reload_policy(policy, actor=actor)
         return policy
 
-    async def reload_policy(self, policy: Policy, *, actor: str) -> int:
+    async def reload_policy(self, policy: Policy, *, actor: str) -> None:
         """Put a new policy in force; decisions are made again in the background."""
         previous = self.pipeline.policy.version
         self.pipeline.policy = policy
@@ -275,11 +275,11 @@ class ReviewService:
             )
         )
         log.info("policy_loaded", version=policy.version, source=policy.source, actor=actor)
-        return self._in_background(rescan=False)
+        self._in_background(rescan=False)
 
-    async def rescan(self, *, actor: str, everything: bool = False) -> int:
+    async def rescan(self, *, actor: str, everything: bool = False) -> None:
         """Scan stored blobs again (those scanned by another scanner version, or all) and make
-        their decisions again. Returns the number of decisions it will go over."""
+        their decisions again, in the background."""
         await self.registry.write(
             lambda r: r.record_event(
                 "rescan",
@@ -288,13 +288,12 @@ class ReviewService:
                 data={"everything": everything, "scanner_version": self.pipeline.scanner.version},
             )
         )
-        return self._in_background(rescan=everything)
+        self._in_background(rescan=everything)
 
-    def _in_background(self, *, rescan: bool) -> int:
+    def _in_background(self, *, rescan: bool) -> None:
         task = asyncio.create_task(self.redecide_all(rescan=rescan))
         self._background.add(task)
         task.add_done_callback(self._finished)
-        return len(self._background)
 
     def _finished(self, task: asyncio.Task[int]) -> None:
         self._background.discard(task)

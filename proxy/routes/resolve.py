@@ -17,7 +17,7 @@ async def resolve(request: web.Request, route: ResolveRoute) -> web.StreamRespon
     except Blocked as blocked:
         if not _loader_hides_refusals(request):
             raise
-        return await _refuse_at_download(request, route, blocked)
+        return _refuse_at_download(request, route, blocked)
 
 
 def _loader_hides_refusals(request: web.Request) -> bool:
@@ -28,29 +28,19 @@ def _loader_hides_refusals(request: web.Request) -> bool:
     return "transformers/" in request.headers.get(hdrs.USER_AGENT, "")
 
 
-async def _refuse_at_download(
+def _refuse_at_download(
     request: web.Request, route: ResolveRoute, blocked: Blocked
 ) -> web.StreamResponse:
     """For such loaders the HEAD succeeds and the GET fails with 451 and no error code, which
     transformers reports as "There was a specific connection error ... <Airlock's reason>"
     (hub-protocol.md §6.2). Nothing of the file's content is sent either way."""
-    services = request.app[SERVICES]
-    headers = None
-    if blocked.decision_id is not None:
-        decision_id = blocked.decision_id
-        row = await services.registry.read(lambda r: r.file_of_decision(decision_id))
-        if row is not None:
-            headers = file_headers(
-                commit=row.commit_sha, etag=row.etag, size_bytes=row.size_bytes, path=row.path
-            )
-            headers[hdrs.CONTENT_LENGTH] = str(row.size_bytes)
-    elif blocked.upstream_file is not None and blocked.at_commit is not None:
-        etag, size_bytes = blocked.upstream_file
+    known = blocked.upstream_file
+    if request.method == hdrs.METH_HEAD and known is not None and blocked.at_commit is not None:
+        etag, size_bytes = known
         headers = file_headers(
             commit=blocked.at_commit, etag=etag, size_bytes=size_bytes, path=route.file.path
         )
         headers[hdrs.CONTENT_LENGTH] = str(size_bytes)
-    if request.method == hdrs.METH_HEAD and headers is not None:
         request[CONTEXT].verdict = "Blocked (at download)"
         request[CONTEXT].commit = blocked.at_commit
         return web.Response(status=200, headers=headers)
