@@ -18,7 +18,7 @@ from proxy.admin.api import setup_api
 from proxy.admin.ui import setup_ui
 from proxy.auth import Fingerprinter
 from proxy.context import CONTEXT, SERVICES, RequestContext, Services, public_base
-from proxy.errors import AirlockError, Blocked, ConfigError, MethodNotAllowed, NotFound
+from proxy.errors import AirlockError, Blocked, MethodNotAllowed, NotFound
 from proxy.hub import (
     EXPOSED_HEADERS,
     HarnessesRoute,
@@ -48,7 +48,6 @@ UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 READ_ONLY_MESSAGE = "Airlock is a read-only mirror: uploads and changes go to the Hub itself"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RELOADS = web.AppKey("policy_reloads", set[asyncio.Future[None]])
 
 
 def create_app(settings: Settings, *, scanner: Scanner | None = None) -> web.Application:
@@ -119,18 +118,6 @@ def _connect_hooks(pipeline: Pipeline, metrics: Metrics, webhook: Webhook | None
     pipeline.hooks.quarantined = quarantined
 
 
-def _on_sighup(app: web.Application) -> None:
-    async def reload() -> None:
-        try:
-            await app[SERVICES].review.reload_from_file(actor="SIGHUP")
-        except ConfigError as exc:
-            log.exception("policy_reload_failed", error=str(exc))
-
-    task = asyncio.ensure_future(reload())
-    app[RELOADS].add(task)
-    task.add_done_callback(app[RELOADS].discard)
-
-
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     removed = services.store.prepare()
@@ -138,10 +125,9 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     await services.upstream.start()
     if services.webhook is not None:
         await services.webhook.start()
-    app[RELOADS] = set()
     loop = asyncio.get_running_loop()
     try:
-        loop.add_signal_handler(signal.SIGHUP, _on_sighup, app)
+        loop.add_signal_handler(signal.SIGHUP, services.review.reload_soon, "SIGHUP")
         sighup = True
     except (ValueError, RuntimeError):  # not the main thread (tests run apps in threads)
         sighup = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -20,7 +20,7 @@ import structlog
 
 from cache.registry import AsyncRegistry, DecisionRow, Registry, ReviewRow
 from proxy.auth import Caller
-from proxy.errors import AirlockError
+from proxy.errors import AirlockError, ConfigError
 from proxy.pipeline import Pipeline
 from proxy.policy import Policy, Reason, load_policy
 from proxy.scan.report import ScanReport
@@ -152,7 +152,7 @@ class ReviewService:
         self.pipeline = pipeline
         self.system_caller = system_caller
         self.notify: Notify = notify or (lambda event, data: None)
-        self._background: set[asyncio.Task[int]] = set()
+        self._background: set[asyncio.Task[object]] = set()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -290,12 +290,27 @@ class ReviewService:
         )
         self._in_background(rescan=everything)
 
+    def reload_soon(self, actor: str) -> None:
+        """Reload the policy file in the background (SIGHUP); a bad file is logged, and the
+        policy in force stays."""
+
+        async def reload() -> None:
+            try:
+                await self.reload_from_file(actor=actor)
+            except ConfigError as exc:
+                log.exception("policy_reload_failed", error=str(exc), actor=actor)
+
+        self._start(reload())
+
     def _in_background(self, *, rescan: bool) -> None:
-        task = asyncio.create_task(self.redecide_all(rescan=rescan))
+        self._start(self.redecide_all(rescan=rescan))
+
+    def _start(self, work: Coroutine[object, object, object]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[int]) -> None:
+    def _finished(self, task: asyncio.Task[object]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("decisions_remake_failed", error=repr(task.exception()))
@@ -321,7 +336,7 @@ class ReviewService:
         return changed
 
     async def wait_idle(self) -> None:
-        """Wait for background re-decisions (tests, and shutdown)."""
+        """Wait for background reloads and re-decisions (tests, and shutdown)."""
         while self._background:
             await asyncio.wait(list(self._background))
             # Done tasks leave the set by callback, which has not run yet if nothing awaited.
