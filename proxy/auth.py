@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxy.errors import ConfigError
 from proxy.hub import RepoRef
 
 FINGERPRINT_HEX_CHARS = 16
@@ -34,22 +35,35 @@ class Caller:
         return self.authorization is None
 
 
+KEY_BYTES = 32
+
+
+def install_key(data_dir: Path, name: str) -> bytes:
+    """A secret key of this install, kept in `data_dir/name` (mode 0600, created on first
+    use). A damaged (short) key file stops start-up rather than weakening the key."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) < KEY_BYTES:
+            raise ConfigError("AIRLOCK_DATA_DIR", f"holds a damaged {name}") from None
+        return key
+    key = secrets.token_bytes(KEY_BYTES)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
 class Fingerprinter:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> Fingerprinter:
-        """Load the install's fingerprint key, creating it (mode 0600) on first start."""
-        path = data_dir / "fingerprint.key"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls(path.read_bytes())
-        key = secrets.token_bytes(32)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-        return cls(key)
+        """Load the install's fingerprint key, creating it on first start."""
+        return cls(install_key(data_dir, "fingerprint.key"))
 
     def fingerprint(self, authorization: str) -> str:
         digest = hmac.new(self._key, authorization.encode("utf-8", "replace"), hashlib.sha256)

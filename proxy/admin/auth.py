@@ -18,7 +18,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from proxy.auth import install_key
 from proxy.errors import ConfigError
 from proxy.settings import Settings
 
@@ -35,7 +35,6 @@ SESSION_COOKIE = "airlock_session"
 LOGIN_COOKIE = "airlock_login"
 COOKIE_PATH = "/ui"
 KEY_FILE = "session.key"
-KEY_BYTES = 32
 
 # scrypt cost for new hashes: 32 MiB of memory and 0.1-0.2 s of one core per guess (RFC 7914).
 # OWASP's Password Storage Cheat Sheet suggests N=2^17 (128 MiB); a quarter of that keeps logins
@@ -149,23 +148,6 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _load_key(data_dir: Path) -> bytes:
-    """The install's session key, created (mode 0600) on first use."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) < KEY_BYTES:
-            raise ConfigError("AIRLOCK_DATA_DIR", f"holds a damaged {KEY_FILE}") from None
-        return key
-    key = secrets.token_bytes(KEY_BYTES)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
-
-
 class AdminAuth:
     """Accounts, API tokens and signed sessions. Built once at start-up from the settings."""
 
@@ -219,7 +201,7 @@ class AdminAuth:
     @property
     def key(self) -> bytes:
         if self._key is None:
-            self._key = _load_key(self._data_dir)
+            self._key = install_key(self._data_dir, KEY_FILE)
         return self._key
 
     @property
