@@ -27,29 +27,23 @@ def _verdict(entry: CorpusEntry) -> tuple[Verdict, list[str]]:
     return decide(report).verdict, [f"{f.rule}: {f.message}" for f in report.findings]
 
 
-def test_every_malicious_file_is_blocked(corpus: tuple[Path, list[CorpusEntry]]) -> None:
+@pytest.mark.parametrize(
+    "label, expected, at_least",
+    [("malicious", Verdict.BLOCK, 80), ("benign", Verdict.ALLOW, 40)],
+    ids=["every-malicious-file-is-blocked", "every-benign-file-is-allowed"],
+)
+def test_every_file_gets_the_verdict_of_its_label(
+    corpus: tuple[Path, list[CorpusEntry]], label: str, expected: Verdict, at_least: int
+) -> None:
     out, entries = corpus
-    malicious = [e for e in entries if e.label == "malicious"]
-    assert len(malicious) >= 80
-    missed = []
-    for entry in malicious:
+    labelled = [e for e in entries if e.label == label]
+    assert len(labelled) >= at_least
+    wrong = []
+    for entry in labelled:
         verdict, findings = _verdict(entry)
-        if verdict is not Verdict.BLOCK:
-            missed.append((entry.technique, entry.path.name, findings))
-    assert not missed
-    assert not (out / "MARKER").exists()
-
-
-def test_every_benign_file_is_allowed(corpus: tuple[Path, list[CorpusEntry]]) -> None:
-    out, entries = corpus
-    benign = [e for e in entries if e.label == "benign"]
-    assert len(benign) >= 40
-    blocked = []
-    for entry in benign:
-        verdict, findings = _verdict(entry)
-        if verdict is not Verdict.ALLOW:
-            blocked.append((entry.technique, entry.path.name, findings))
-    assert not blocked
+        if verdict is not expected:
+            wrong.append((entry.technique, entry.path.name, findings))
+    assert not wrong
     assert not (out / "MARKER").exists()
 
 
